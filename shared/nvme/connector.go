@@ -1,0 +1,109 @@
+package nvme
+
+import (
+	"context"
+	"time"
+)
+
+// Controller is one kernel NVMe controller, /sys/class/nvme/<Name>, as
+// sysfs showed it when it was read.
+type Controller struct {
+	Name      string // "nvme3"
+	Instance  int    // 3: /dev/nvme3
+	State     string // live, connecting, resetting, deleting, "deleting (no IO)", dead, new
+	Subsystem string // subsystem NQN
+	Transport string
+	TrAddr    string
+	TrSvcID   string
+	// HostTrAddr and HostIface are set only when the controller was created
+	// with them.
+	HostTrAddr string
+	HostIface  string
+	HostNQN    string
+	HostID     string
+	CntlID     int
+	// Reconnection parameters as the kernel holds them; CtrlLossTmo -1
+	// when sysfs says "off", FastIOFailTmo -1 when "off".
+	CtrlLossTmo    int
+	ReconnectDelay int
+	FastIOFailTmo  int
+	KeepAliveTmo   int // kato
+}
+
+// Controller states the kernel reports.
+const (
+	StateLive       = "live"
+	StateConnecting = "connecting"
+	StateResetting  = "resetting"
+	StateDeleting   = "deleting"
+	StateDeletingIO = "deleting (no IO)"
+	StateDead       = "dead"
+	StateNew        = "new"
+)
+
+// Usable reports whether the controller serves I/O now or will again
+// without a new connect: live, or reconnecting on its own.
+func (c Controller) Usable() bool {
+	switch c.State {
+	case StateLive, StateConnecting, StateResetting, StateNew:
+		return true
+	}
+	return false
+}
+
+// Namespace is one block device of a subsystem: the head disk with native
+// multipath, the controller's own disk without it.
+type Namespace struct {
+	DevicePath string // /dev/nvme1n2
+	Name       string // nvme1n2
+	Subsystem  string // subsystem NQN
+	NSID       uint32
+	UUID       string // canonical, "" when the namespace has none
+	NGUID      string // canonical, "" when the namespace has none
+	SizeBytes  int64
+}
+
+// Health is what a node can say about a staged volume without Nomad asking.
+type Health struct {
+	ControllerState string // "" when the controller is gone
+	// FSErrors counts errors the file system recorded (ext4 errors_count);
+	// a non-zero count means it may have turned read-only.
+	FSErrors int
+	ReadOnly bool   // the file system refuses writes (probed)
+	Message  string // for a person: what is wrong and what to do; "" when healthy
+}
+
+// Healthy reports whether the volume serves I/O.
+func (h Health) Healthy() bool { return h.Message == "" }
+
+// Connector attaches NVMe-oF subsystems through the Linux kernel. Every
+// method is idempotent: state is read back from sysfs, never remembered.
+type Connector interface {
+	// Connect returns a controller for c: a usable one that matches c
+	// (subsystem, transport, address, host identity, source) is adopted
+	// and its reconnection parameters brought to c.Config; otherwise a new
+	// one is created. Transient failures are retried until ctx ends.
+	Connect(ctx context.Context, c Connection) (Controller, error)
+	// Find returns the usable controller matching c, if there is one.
+	Find(c Connection) (Controller, bool, error)
+	// Resolve waits (bounded by ctx) for the namespace sel picks on the
+	// controller's subsystem to appear, and verifies its identity.
+	Resolve(ctx context.Context, ctrl Controller, sel NamespaceSelector) (Namespace, error)
+	// Disconnect deletes the controller; one already gone is success.
+	Disconnect(ctx context.Context, ctrl Controller) error
+	// UpdateReconnectParams writes cfg's reconnection parameters to a live
+	// controller through sysfs and reads them back.
+	UpdateReconnectParams(ctrl Controller, cfg ConnectionConfig) error
+	// Controllers lists every NVMe controller on the host.
+	Controllers() ([]Controller, error)
+	// NamespaceOf maps a block device (a name such as nvme1n2, or a /dev
+	// path) to its namespace and the controllers that reach it.
+	NamespaceOf(device string) (Namespace, []Controller, error)
+	// Health reports the controller's state and the error state of the
+	// file system of the namespace mounted at mountPath ("" for block).
+	Health(ctrl Controller, ns Namespace, mountPath string) (Health, error)
+}
+
+// ResolvePoll is how often Resolve looks for a namespace that the kernel is
+// still scanning: short, because the scan usually ends within milliseconds.
+const ResolvePoll = 5 * time.Millisecond

@@ -1,0 +1,124 @@
+package nvme
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Connection is one controller to create: who connects, to where, how the
+// kernel keeps it, and how it authenticates.
+type Connection struct {
+	Host   Host
+	Target Target
+	Config ConnectionConfig
+	Auth   Auth
+}
+
+// Validate checks every part. The kernel takes only literal addresses, so
+// a Target naming a host must be resolved before it becomes a Connection.
+func (c Connection) Validate() error {
+	var errs FieldErrors
+	for _, err := range []error{c.Host.Validate(), c.Target.Validate(NQNFreeForm), c.Config.Validate(), c.Auth.Validate()} {
+		errs = append(errs, AsFieldErrors(err)...)
+	}
+	if c.Target.TrAddr != "" && !c.Target.IsIPAddress() && len(errs) == 0 {
+		errs = append(errs, &FieldError{Key: KeyTrAddr, Value: c.Target.TrAddr,
+			Reason: "is a host name, but the kernel takes only IP addresses: resolve it before connecting"})
+	}
+	return errs.orNil()
+}
+
+// FabricsOptions renders the option string written to /dev/nvme-fabrics.
+// It validates first and renders integers in decimal (the kernel reads base
+// 0: "010" would be 8), passes trsvcid and the host identity always, flags
+// without values. The string holds DH-HMAC-CHAP keys when Auth has them:
+// never log it.
+func (c Connection) FabricsOptions() (string, error) {
+	if err := c.Validate(); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	opt := func(k, v string) {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(k)
+		if v != "" {
+			b.WriteByte('=')
+			b.WriteString(v)
+		}
+	}
+	c.each(func(o option) { opt(o.key, o.value) })
+	return b.String(), nil
+}
+
+// BuildConnectArgs renders the same connection as nvme-cli arguments, for
+// exec without a shell: {"connect", "-t", "tcp", ...}. nvme-cli drops integer
+// options that are 0, so ctrl_loss_tmo=0 and fast_io_fail_tmo=0 would
+// silently become the kernel's defaults there: they are refused.
+func (c Connection) BuildConnectArgs() ([]string, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	const cliDropsZero = "cannot be 0 with the nvme-cli connector (nvme-cli leaves out options that are 0, so the kernel's default would apply); use the fabrics connector"
+	if c.Config.CtrlLossTmo == 0 {
+		return nil, &FieldError{Key: KeyCtrlLossTmo, Value: "0", Reason: cliDropsZero}
+	}
+	if c.Config.FastIOFailTmo != nil && *c.Config.FastIOFailTmo == 0 {
+		return nil, &FieldError{Key: KeyFastIOFailTmo, Value: "0", Reason: cliDropsZero}
+	}
+	args := []string{"connect"}
+	c.each(func(o option) {
+		args = append(args, o.cli)
+		if !o.flag {
+			args = append(args, o.value)
+		}
+	})
+	return args, nil
+}
+
+// option is one setting with its kernel name and nvme-cli flag.
+type option struct {
+	key, cli, value string
+	flag            bool
+}
+
+// each yields the options that are set, in one fixed order, so both
+// renderings always carry the same settings.
+func (c Connection) each(yield func(option)) {
+	str := func(key, cli, v string) {
+		if v != "" {
+			yield(option{key: key, cli: cli, value: v})
+		}
+	}
+	num := func(key, cli string, p *int) {
+		if p != nil {
+			yield(option{key: key, cli: cli, value: strconv.Itoa(*p)})
+		}
+	}
+	flag := func(key, cli string, on bool) {
+		if on {
+			yield(option{key: key, cli: cli, flag: true})
+		}
+	}
+	t, cfg := c.Target, c.Config
+	str("nqn", "-n", t.NQN)
+	str("transport", "-t", t.Transport)
+	str("traddr", "-a", t.TrAddr)
+	str("trsvcid", "-s", t.TrSvcID)
+	str("host_traddr", "-w", t.HostTrAddr)
+	str("host_iface", "-f", t.HostIface)
+	str("hostnqn", "-q", c.Host.NQN)
+	str("hostid", "-I", c.Host.ID)
+	num("nr_io_queues", "-i", cfg.NrIOQueues)
+	num("queue_size", "-Q", cfg.QueueSize)
+	num("keep_alive_tmo", "-k", cfg.KeepAliveTmo)
+	num("reconnect_delay", "-c", &cfg.ReconnectDelay)
+	num("ctrl_loss_tmo", "-l", &cfg.CtrlLossTmo)
+	num("fast_io_fail_tmo", "-F", cfg.FastIOFailTmo)
+	num("tos", "-T", cfg.TOS)
+	flag("hdr_digest", "-g", cfg.HdrDigest)
+	flag("data_digest", "-G", cfg.DataDigest)
+	str("dhchap_secret", "-S", c.Auth.HostSecret.Reveal())
+	str("dhchap_ctrl_secret", "-C", c.Auth.CtrlSecret.Reveal())
+}
