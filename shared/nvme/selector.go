@@ -58,7 +58,7 @@ var nsidRange = fmt.Sprintf("must be a namespace ID from 1 to %d", MaxNSID)
 
 // NormalizeUUID returns the canonical lower-case form of a namespace UUID.
 func NormalizeUUID(s string) (string, error) {
-	if !uuidPattern.MatchString(s) {
+	if !isUUID(s) {
 		return "", &FieldError{Key: KeyUUID, Value: s, Reason: "must be a UUID (8-4-4-4-12 hexadecimal digits)"}
 	}
 	return strings.ToLower(s), nil
