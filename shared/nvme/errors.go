@@ -69,6 +69,13 @@ func (es FieldErrors) Unwrap() []error {
 	return out
 }
 
+// add appends e unless it is nil.
+func (es *FieldErrors) add(e *FieldError) {
+	if e != nil {
+		*es = append(*es, e)
+	}
+}
+
 // orNil turns an empty list into a nil error; a typed nil slice inside an
 // error interface would compare non-nil.
 func (es FieldErrors) orNil() error {

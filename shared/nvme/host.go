@@ -34,7 +34,7 @@ func isUUID(s string) bool {
 				return false
 			}
 		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
 				return false
 			}
 		}
@@ -49,9 +49,7 @@ const hostNQNUUIDPrefix = "nqn.2014-08.org.nvmexpress:uuid:"
 // it as one).
 func (h Host) Validate() error {
 	var errs FieldErrors
-	if err := ValidateNQN(KeyHostNQN, h.NQN, NQNFreeForm); err != nil {
-		errs = append(errs, err.(*FieldError))
-	}
+	errs.add(checkNQN(KeyHostNQN, h.NQN, NQNFreeForm))
 	if !isUUID(h.ID) {
 		errs = append(errs, &FieldError{Key: KeyHostID, Value: h.ID, Reason: "must be a UUID (8-4-4-4-12 hexadecimal digits)"})
 	}

@@ -32,8 +32,8 @@ const (
 const (
 	KeyHostNQN          = "hostnqn"
 	KeyHostID           = "hostid"
-	KeyDHCHAPSecret     = "dhchap_secret"
-	KeyDHCHAPCtrlSecret = "dhchap_ctrl_secret"
+	KeyDHCHAPSecret     = "dhchap_secret"      //nolint:gosec // the name of a setting, not a credential
+	KeyDHCHAPCtrlSecret = "dhchap_ctrl_secret" //nolint:gosec // the name of a setting, not a credential
 )
 
 // volumeContextKeys is every key ParseVolumeContext knows, in the order

@@ -34,6 +34,13 @@ const strictNQNForms = "nqn.yyyy-mm.<reverse domain>:<name>, nqn.2014-08.org.nvm
 
 // ValidateNQN checks an NQN given under key (used in the error).
 func ValidateNQN(key, nqn string, mode NQNMode) error {
+	if e := checkNQN(key, nqn, mode); e != nil {
+		return e
+	}
+	return nil
+}
+
+func checkNQN(key, nqn string, mode NQNMode) *FieldError {
 	if nqn == "" {
 		return &FieldError{Key: key, Value: nqn, Reason: "is required"}
 	}

@@ -30,14 +30,12 @@ func (s NamespaceSelector) Validate() error {
 		errs = append(errs, &FieldError{Key: KeyNSID, Value: fmt.Sprint(s.NSID), Reason: nsidRange})
 	}
 	if s.UUID != "" {
-		if _, err := NormalizeUUID(s.UUID); err != nil {
-			errs = append(errs, err.(*FieldError))
-		}
+		_, e := normalizeUUID(s.UUID)
+		errs.add(e)
 	}
 	if s.NGUID != "" {
-		if _, err := NormalizeNGUID(s.NGUID); err != nil {
-			errs = append(errs, err.(*FieldError))
-		}
+		_, e := normalizeNGUID(s.NGUID)
+		errs.add(e)
 	}
 	return errs.orNil()
 }
@@ -58,6 +56,14 @@ var nsidRange = fmt.Sprintf("must be a namespace ID from 1 to %d", MaxNSID)
 
 // NormalizeUUID returns the canonical lower-case form of a namespace UUID.
 func NormalizeUUID(s string) (string, error) {
+	u, e := normalizeUUID(s)
+	if e != nil {
+		return "", e
+	}
+	return u, nil
+}
+
+func normalizeUUID(s string) (string, *FieldError) {
 	if !isUUID(s) {
 		return "", &FieldError{Key: KeyUUID, Value: s, Reason: "must be a UUID (8-4-4-4-12 hexadecimal digits)"}
 	}
@@ -68,6 +74,14 @@ func NormalizeUUID(s string) (string, error) {
 // lower-case hexadecimal digits. Dashes are accepted and dropped, because
 // sysfs prints NGUIDs in the UUID layout.
 func NormalizeNGUID(s string) (string, error) {
+	n, e := normalizeNGUID(s)
+	if e != nil {
+		return "", e
+	}
+	return n, nil
+}
+
+func normalizeNGUID(s string) (string, *FieldError) {
 	bare := strings.ToLower(strings.ReplaceAll(s, "-", ""))
 	if len(bare) != 32 {
 		return "", &FieldError{Key: KeyNGUID, Value: s, Reason: "must be 32 hexadecimal digits (dashes allowed)"}

@@ -43,20 +43,15 @@ var hostnameLabel = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-
 // mode (see NQNMode).
 func (t Target) Validate(mode NQNMode) error {
 	var errs FieldErrors
-	add := func(err error) {
-		if err != nil {
-			errs = append(errs, err.(*FieldError))
-		}
-	}
-	add(validateTransport(t.Transport))
-	add(validateTrAddr(KeyTrAddr, t.TrAddr, true))
-	add(validatePort(KeyTrSvcID, t.TrSvcID))
-	add(ValidateNQN(KeyNQN, t.NQN, mode))
+	errs.add(validateTransport(t.Transport))
+	errs.add(validateTrAddr(KeyTrAddr, t.TrAddr, true))
+	errs.add(validatePort(KeyTrSvcID, t.TrSvcID))
+	errs.add(checkNQN(KeyNQN, t.NQN, mode))
 	if t.HostTrAddr != "" {
-		add(validateTrAddr(KeyHostTrAddr, t.HostTrAddr, false))
+		errs.add(validateTrAddr(KeyHostTrAddr, t.HostTrAddr, false))
 	}
 	if t.HostIface != "" {
-		add(validateIface(KeyHostIface, t.HostIface))
+		errs.add(validateIface(KeyHostIface, t.HostIface))
 	}
 	return errs.orNil()
 }
@@ -68,7 +63,7 @@ func (t Target) IsIPAddress() bool {
 	return err == nil
 }
 
-func validateTransport(s string) error {
+func validateTransport(s string) *FieldError {
 	for _, ok := range Transports() {
 		if s == ok {
 			return nil
@@ -79,7 +74,7 @@ func validateTransport(s string) error {
 
 // validateTrAddr accepts an IP address (IPv6 with an optional %zone) and,
 // when names is set, an RFC 1123 host name.
-func validateTrAddr(key, s string, names bool) error {
+func validateTrAddr(key, s string, names bool) *FieldError {
 	allowed := "must be an IPv4 or IPv6 address"
 	if names {
 		allowed += " or a host name"
@@ -93,7 +88,7 @@ func validateTrAddr(key, s string, names bool) error {
 	if addr, err := netip.ParseAddr(s); err == nil {
 		if addr.Zone() != "" {
 			if zerr := validateIface(key, addr.Zone()); zerr != nil {
-				return &FieldError{Key: key, Value: s, Reason: "has an invalid IPv6 zone: " + zerr.(*FieldError).Reason}
+				return &FieldError{Key: key, Value: s, Reason: "has an invalid IPv6 zone: " + zerr.Reason}
 			}
 		}
 		return nil
@@ -119,7 +114,7 @@ func isHostname(s string) bool {
 	return strings.Trim(s, "0123456789.") != ""
 }
 
-func validatePort(key, s string) error {
+func validatePort(key, s string) *FieldError {
 	n, err := strconv.ParseUint(s, 10, 16)
 	if err != nil || n == 0 || s[0] == '0' {
 		return &FieldError{Key: key, Value: s, Reason: "must be a port number from 1 to 65535, in decimal without leading zeros"}
@@ -127,7 +122,7 @@ func validatePort(key, s string) error {
 	return nil
 }
 
-func validateIface(key, s string) error {
+func validateIface(key, s string) *FieldError {
 	if s == "" || len(s) > maxIfaceName || s == "." || s == ".." || strings.ContainsAny(s, "/: \t") {
 		return &FieldError{Key: key, Value: s, Reason: fmt.Sprintf("must be a network interface name of 1 to %d bytes without '/', ':' or white space", maxIfaceName)}
 	}

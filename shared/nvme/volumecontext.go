@@ -121,16 +121,11 @@ func (v *Volume) set(key, val string) *FieldError {
 	case KeyHostIface:
 		v.Target.HostIface = val
 	case KeyNSID:
-		var n uint64
-		n, err = parseUint(key, val, MaxNSID, nsidRange)
-		v.Namespace.NSID = uint32(n)
-		if err == nil && n == 0 {
-			err = &FieldError{Key: key, Value: val, Reason: nsidRange}
-		}
+		v.Namespace.NSID, err = parseNSID(key, val)
 	case KeyUUID:
-		v.Namespace.UUID, err = normalizeField(NormalizeUUID(val))
+		v.Namespace.UUID, err = normalizeUUID(val)
 	case KeyNGUID:
-		v.Namespace.NGUID, err = normalizeField(NormalizeNGUID(val))
+		v.Namespace.NGUID, err = normalizeNGUID(val)
 	case KeyCtrlLossTmo:
 		v.Config.CtrlLossTmo, err = parseInt(key, val, ctrlLossTmoRange)
 	case KeyReconnectDelay:
@@ -197,13 +192,6 @@ func (v Volume) ToVolumeContext() map[string]string {
 	return m
 }
 
-func normalizeField(s string, err error) (string, *FieldError) {
-	if err != nil {
-		return "", err.(*FieldError)
-	}
-	return s, nil
-}
-
 // parseInt accepts plain decimal only. The kernel parses its integers with
 // base 0, so "010" would mean 8 there; refusing leading zeros, signs other
 // than '-', and spaces keeps what the user wrote and what the kernel reads
@@ -228,15 +216,18 @@ func parseOptionalInt(key, s, allowed string) (*int, *FieldError) {
 	return &n, nil
 }
 
-func parseUint(key, s string, limit uint64, allowed string) (uint64, *FieldError) {
+func parseNSID(key, s string) (uint32, *FieldError) {
 	if s == "" || (len(s) > 1 && s[0] == '0') || strings.Trim(s, "0123456789") != "" {
-		return 0, &FieldError{Key: key, Value: s, Reason: "must be a decimal integer; " + allowed}
+		return 0, &FieldError{Key: key, Value: s, Reason: "must be a decimal integer; " + nsidRange}
 	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || n > limit {
-		return 0, &FieldError{Key: key, Value: s, Reason: "is out of range; " + allowed}
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || n > MaxNSID {
+		return 0, &FieldError{Key: key, Value: s, Reason: "is out of range; " + nsidRange}
 	}
-	return n, nil
+	if n == 0 {
+		return 0, &FieldError{Key: key, Value: s, Reason: nsidRange}
+	}
+	return uint32(n), nil
 }
 
 func parseBool(key, s string) (bool, *FieldError) {
