@@ -1,0 +1,33 @@
+package provider
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
+)
+
+// Descriptions shared by the resource and the provider's defaults block.
+// Ranges come from the core's constants, so the docs cannot drift from the
+// rules.
+var (
+	ctrlLossTmoDescription = fmt.Sprintf("Seconds the kernel keeps reconnecting a lost controller before it deletes it: "+
+		"`-1` reconnects forever, `0` gives up at the first error. Defaults to `%d`: once the controller is deleted, "+
+		"I/O fails and a mounted ext4 or xfs turns read-only.", nvme.DefaultCtrlLossTmo)
+	reconnectDelayDescription = fmt.Sprintf("Seconds between reconnect attempts, at least 1. Defaults to `%d` (the kernel's own default is 10).",
+		nvme.DefaultReconnectDelay)
+	keepAliveTmoDescription = fmt.Sprintf("Keep-alive timeout in seconds, 1 to %d. Fixed for the life of a controller once it is connected. "+
+		"Without a value the kernel's default applies.", nvme.MaxKeepAliveTmo)
+	fastIOFailTmoDescription = "Seconds after which I/O fails while reconnecting goes on; `-1` turns it off. At most " +
+		"`ctrl_loss_tmo` when that is positive. Without a value it is off."
+	transportDescription = fmt.Sprintf("Transport: one of %s. Defaults to `%s`.",
+		backticked(nvme.Transports()), nvme.TransportTCP)
+)
+
+func backticked(values []string) string {
+	quoted := make([]string, len(values))
+	for i, v := range values {
+		quoted[i] = "`" + v + "`"
+	}
+	return strings.Join(quoted, ", ")
+}
