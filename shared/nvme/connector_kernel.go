@@ -1,0 +1,331 @@
+package nvme
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/nvmeof/nvmeof/shared/retry"
+)
+
+// kernelConnector is the Connector of a Linux host: sysfs for everything it
+// reads and tunes, a backend for creating controllers.
+type kernelConnector struct {
+	sys        sysfs
+	devRoot    string
+	backoff    wait.Backoff
+	log        hclog.Logger
+	lookupHost HostLookup
+	backend    controllerCreator
+}
+
+var _ Connector = (*kernelConnector)(nil)
+
+// lookupTimeout bounds the host name lookup of Find, which has no context.
+const lookupTimeout = 10 * time.Second
+
+func (k *kernelConnector) Connect(ctx context.Context, c Connection) (Controller, error) {
+	// Checked before the name lookup too, so a bad NQN costs no DNS query.
+	if err := c.Target.Validate(NQNFreeForm); err != nil {
+		return Controller{}, fmt.Errorf("connect to subsystem %q: %w", c.Target.NQN, err)
+	}
+	c, err := k.resolveTarget(ctx, c)
+	if err != nil {
+		return Controller{}, err
+	}
+	// Everything is checked before the kernel sees anything: a value that
+	// would inject an option never gets near /dev/nvme-fabrics.
+	if err := c.Validate(); err != nil {
+		return Controller{}, fmt.Errorf("connect to subsystem %q: %w", c.Target.NQN, err)
+	}
+	var ctrl Controller
+	err = retry.RetryWithBackoff(ctx, k.backoff, func(ctx context.Context) error {
+		var err error
+		ctrl, err = k.connectOnce(ctx, c)
+		if err != nil {
+			k.log.Debug("connect attempt failed", "nqn", c.Target.NQN, "traddr", c.Target.TrAddr, "error", err)
+		}
+		return err
+	})
+	if err != nil {
+		return Controller{}, fmt.Errorf("connect to subsystem %q: %w", c.Target.NQN, err)
+	}
+	return ctrl, nil
+}
+
+// connectOnce adopts a matching controller or creates one.
+func (k *kernelConnector) connectOnce(ctx context.Context, c Connection) (Controller, error) {
+	if ctrl, found, err := findController(k.sys, c); err != nil {
+		return Controller{}, err
+	} else if found {
+		return k.adopt(ctrl, c.Config)
+	}
+	name, err := k.backend.create(ctx, c)
+	if errors.Is(err, syscall.EALREADY) {
+		// Someone else connected between our look and our write.
+		ctrl, found, ferr := findController(k.sys, c)
+		if ferr != nil {
+			return Controller{}, ferr
+		}
+		if !found {
+			// Most likely the duplicate is being deleted right now.
+			return Controller{}, fmt.Errorf("the kernel has a controller for subsystem %q, but no usable one matches in sysfs (being deleted?): %w",
+				c.Target.NQN, syscall.EAGAIN)
+		}
+		k.log.Debug("kernel reports the controller exists; adopting it", "controller", ctrl.Name, "nqn", c.Target.NQN)
+		return k.adopt(ctrl, c.Config)
+	}
+	if err != nil {
+		return Controller{}, err
+	}
+	ctrl, err := k.sys.controller(name)
+	if err != nil {
+		return Controller{}, fmt.Errorf("read new controller: %w", err)
+	}
+	if !controllerMatches(ctrl, c) {
+		// Deleted and its name reused in the meantime; try again.
+		return Controller{}, fmt.Errorf("new controller %s does not match subsystem %q any more: %w", name, c.Target.NQN, syscall.EAGAIN)
+	}
+	k.log.Info("connected", "controller", ctrl.Name, "nqn", ctrl.Subsystem, "traddr", ctrl.TrAddr, "trsvcid", ctrl.TrSvcID, "state", ctrl.State)
+	return ctrl, nil
+}
+
+// adopt brings an existing controller's reconnection parameters to cfg.
+func (k *kernelConnector) adopt(ctrl Controller, cfg ConnectionConfig) (Controller, error) {
+	k.log.Debug("adopting controller", "controller", ctrl.Name, "nqn", ctrl.Subsystem, "state", ctrl.State)
+	if reconnectParamsMatch(ctrl, cfg) {
+		return ctrl, nil
+	}
+	if err := k.writeReconnectParams(ctrl, cfg); err != nil {
+		return Controller{}, err
+	}
+	return k.readBack(ctrl, cfg)
+}
+
+func (k *kernelConnector) Find(c Connection) (Controller, bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+	defer cancel()
+	c, err := k.resolveTarget(ctx, c)
+	if err != nil {
+		return Controller{}, false, err
+	}
+	return findController(k.sys, c)
+}
+
+func (k *kernelConnector) Controllers() ([]Controller, error) {
+	return k.sys.controllers()
+}
+
+func (k *kernelConnector) Disconnect(ctx context.Context, ctrl Controller) error {
+	cur, err := k.sys.controller(ctrl.Name)
+	if errors.Is(err, ErrControllerGone) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !sameController(cur, ctrl) {
+		// The name was reused: ours is gone, and this one is not ours.
+		k.log.Debug("controller already gone, its name now belongs to another", "controller", ctrl.Name, "nqn", ctrl.Subsystem, "now", cur.Subsystem)
+		return nil
+	}
+	// Deleting waits for the controller's teardown in the kernel; like the
+	// connect write it cannot be interrupted, so ctx only bounds our wait.
+	done := make(chan error, 1)
+	go func() { done <- writeAttr(k.sys.controllerDir(ctrl.Name), "delete_controller", "1") }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("disconnect %s: the kernel is still deleting it: %w", ctrl.Name, ctx.Err())
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENODEV) {
+		return fmt.Errorf("disconnect %s (subsystem %q): %w", ctrl.Name, ctrl.Subsystem, err)
+	}
+	k.log.Info("disconnected", "controller", ctrl.Name, "nqn", ctrl.Subsystem)
+	return nil
+}
+
+func (k *kernelConnector) UpdateReconnectParams(ctrl Controller, cfg ConnectionConfig) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("update %s: %w", ctrl.Name, err)
+	}
+	cur, err := k.currentController(ctrl)
+	if err != nil {
+		return err
+	}
+	if err := k.writeReconnectParams(cur, cfg); err != nil {
+		return err
+	}
+	_, err = k.readBack(cur, cfg)
+	return err
+}
+
+// currentController re-reads ctrl and checks it is still the same one.
+func (k *kernelConnector) currentController(ctrl Controller) (Controller, error) {
+	cur, err := k.sys.controller(ctrl.Name)
+	if err != nil {
+		return Controller{}, err
+	}
+	if !sameController(cur, ctrl) {
+		return Controller{}, fmt.Errorf("controller %s now belongs to subsystem %q: %w", ctrl.Name, cur.Subsystem, ErrControllerGone)
+	}
+	return cur, nil
+}
+
+// writeReconnectParams writes reconnect_delay first: the kernel turns
+// ctrl_loss_tmo into a number of attempts using the delay in force when
+// ctrl_loss_tmo is written.
+func (k *kernelConnector) writeReconnectParams(ctrl Controller, cfg ConnectionConfig) error {
+	dir := k.sys.controllerDir(ctrl.Name)
+	writes := []struct{ attr, value string }{
+		{"reconnect_delay", fmt.Sprint(cfg.ReconnectDelay)},
+		{"ctrl_loss_tmo", formatTimeout(cfg.CtrlLossTmo)},
+	}
+	if cfg.FastIOFailTmo != nil {
+		writes = append(writes, struct{ attr, value string }{"fast_io_fail_tmo", formatTimeout(*cfg.FastIOFailTmo)})
+	}
+	for _, w := range writes {
+		if err := writeAttr(dir, w.attr, w.value); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("tune %s: %w", ctrl.Name, ErrControllerGone)
+			}
+			return fmt.Errorf("tune %s: %w", ctrl.Name, err)
+		}
+	}
+	k.log.Debug("reconnection parameters written", "controller", ctrl.Name, "reconnect_delay", cfg.ReconnectDelay, "ctrl_loss_tmo", cfg.CtrlLossTmo)
+	return nil
+}
+
+// readBack checks that the kernel holds what was written: a udev rule may
+// rewrite ctrl_loss_tmo behind our back.
+func (k *kernelConnector) readBack(ctrl Controller, cfg ConnectionConfig) (Controller, error) {
+	cur, err := k.sys.controller(ctrl.Name)
+	if err != nil {
+		return Controller{}, err
+	}
+	if !reconnectParamsMatch(cur, cfg) {
+		return Controller{}, fmt.Errorf("controller %s reads reconnect_delay=%d ctrl_loss_tmo=%s fast_io_fail_tmo=%s after writing %d, %s, %s: "+
+			"is something else (a udev rule?) tuning it?", ctrl.Name,
+			cur.ReconnectDelay, formatTimeout(cur.CtrlLossTmo), formatTimeout(cur.FastIOFailTmo),
+			cfg.ReconnectDelay, formatTimeout(expectedCtrlLossTmo(cfg.CtrlLossTmo, cfg.ReconnectDelay)), optionalTimeout(cfg.FastIOFailTmo))
+	}
+	return cur, nil
+}
+
+func optionalTimeout(p *int) string {
+	if p == nil {
+		return "(unchanged)"
+	}
+	return formatTimeout(*p)
+}
+
+// reconnectParamsMatch compares what sysfs shows with cfg, the kernel's
+// rounding of ctrl_loss_tmo included.
+func reconnectParamsMatch(ctrl Controller, cfg ConnectionConfig) bool {
+	if ctrl.ReconnectDelay != cfg.ReconnectDelay || ctrl.CtrlLossTmo != expectedCtrlLossTmo(cfg.CtrlLossTmo, cfg.ReconnectDelay) {
+		return false
+	}
+	if cfg.FastIOFailTmo != nil {
+		want := *cfg.FastIOFailTmo
+		if want < 0 {
+			want = -1
+		}
+		return ctrl.FastIOFailTmo == want
+	}
+	return true
+}
+
+// resolveTarget replaces a host name in traddr by its first address: the
+// kernel takes only literal addresses.
+func (k *kernelConnector) resolveTarget(ctx context.Context, c Connection) (Connection, error) {
+	host := c.Target.TrAddr
+	if host == "" || c.Target.IsIPAddress() {
+		return c, nil
+	}
+	if err := validateTrAddr(KeyTrAddr, host, true); err != nil {
+		return Connection{}, fmt.Errorf("connect to subsystem %q: %w", c.Target.NQN, err)
+	}
+	addrs, err := k.lookupHost(ctx, host)
+	if err != nil {
+		return Connection{}, fmt.Errorf("resolve target host %q: %w", host, err)
+	}
+	if len(addrs) == 0 {
+		return Connection{}, fmt.Errorf("resolve target host %q: no addresses", host)
+	}
+	c.Target.TrAddr = addrs[0].Unmap().String()
+	k.log.Debug("resolved target host", "host", host, "traddr", c.Target.TrAddr)
+	return c, nil
+}
+
+// findController returns the usable controller matching c, preferring a
+// live one, then the lowest instance.
+func findController(sys sysfs, c Connection) (Controller, bool, error) {
+	all, err := sys.controllersOf(c.Target.NQN)
+	if err != nil {
+		return Controller{}, false, err
+	}
+	var best Controller
+	found := false
+	for _, ctrl := range all {
+		if !ctrl.Usable() || !controllerMatches(ctrl, c) {
+			continue
+		}
+		if !found || (ctrl.State == StateLive && best.State != StateLive) {
+			best, found = ctrl, true
+		}
+	}
+	return best, found, nil
+}
+
+// controllerMatches applies the kernel's own duplicate rule: the same
+// subsystem, transport, address, host identity and source.
+func controllerMatches(ctrl Controller, c Connection) bool {
+	t := c.Target
+	return ctrl.Subsystem == t.NQN &&
+		ctrl.Transport == t.Transport &&
+		sameAddress(ctrl.TrAddr, t.TrAddr) &&
+		ctrl.TrSvcID == t.TrSvcID &&
+		ctrl.HostNQN == c.Host.NQN &&
+		(ctrl.HostID == "" || strings.EqualFold(ctrl.HostID, c.Host.ID)) &&
+		sameAddress(ctrl.HostTrAddr, t.HostTrAddr) &&
+		ctrl.HostIface == t.HostIface
+}
+
+// sameController tells whether cur (read now) is the controller ctrl was
+// when it was read: names are reused after a delete. Fields ctrl leaves
+// empty are not compared.
+func sameController(cur, ctrl Controller) bool {
+	eq := func(a, b string) bool { return b == "" || a == b }
+	return eq(cur.Subsystem, ctrl.Subsystem) && eq(cur.Transport, ctrl.Transport) &&
+		(ctrl.TrAddr == "" || sameAddress(cur.TrAddr, ctrl.TrAddr)) &&
+		eq(cur.TrSvcID, ctrl.TrSvcID) && eq(cur.HostNQN, ctrl.HostNQN)
+}
+
+// sameAddress compares addresses by value (IPv6 has many spellings).
+func sameAddress(a, b string) bool {
+	if a == b {
+		return true
+	}
+	pa, errA := netip.ParseAddr(a)
+	pb, errB := netip.ParseAddr(b)
+	return errA == nil && errB == nil && pa.Unmap() == pb.Unmap()
+}
+
+func sortControllers(cs []Controller) {
+	slices.SortFunc(cs, func(a, b Controller) int { return a.Instance - b.Instance })
+}
+
+// devicePath is the /dev node of a disk.
+func (k *kernelConnector) devicePath(disk string) string {
+	return filepath.Join(k.devRoot, disk)
+}

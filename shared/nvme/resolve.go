@@ -1,0 +1,301 @@
+package nvme
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Resolve waits for the namespace sel picks on ctrl's subsystem. The kernel
+// scans namespaces asynchronously after a connect, so the lookup is
+// repeated every ResolvePoll until it succeeds, fails for good, or ctx
+// ends. An identity mismatch is final at once: it is the wrong namespace,
+// and waiting cannot make it the right one.
+func (k *kernelConnector) Resolve(ctx context.Context, ctrl Controller, sel NamespaceSelector) (Namespace, error) {
+	sel, err := normalizeSelector(sel)
+	if err != nil {
+		return Namespace{}, fmt.Errorf("resolve namespace on %s: %w", ctrl.Name, err)
+	}
+	var ticker *time.Ticker
+	for {
+		ns, found, err := k.lookupNamespace(ctrl, sel)
+		switch {
+		case err != nil && !errors.Is(err, errNoSubsystemYet):
+			return Namespace{}, fmt.Errorf("resolve namespace %s of subsystem %q on %s: %w", sel, ctrl.Subsystem, ctrl.Name, err)
+		case found:
+			return ns, nil
+		}
+		if ticker == nil {
+			ticker = time.NewTicker(ResolvePoll)
+			defer ticker.Stop()
+		}
+		select {
+		case <-ctx.Done():
+			return Namespace{}, fmt.Errorf("namespace %s of subsystem %q did not appear on %s: %w", sel, ctrl.Subsystem, ctrl.Name, ctx.Err())
+		case <-ticker.C:
+		}
+	}
+}
+
+// normalizeSelector validates sel and brings uuid and nguid to canonical form.
+func normalizeSelector(sel NamespaceSelector) (NamespaceSelector, error) {
+	if err := sel.Validate(); err != nil {
+		return NamespaceSelector{}, err
+	}
+	var err error
+	if sel.UUID != "" {
+		if sel.UUID, err = NormalizeUUID(sel.UUID); err != nil {
+			return NamespaceSelector{}, err
+		}
+	}
+	if sel.NGUID != "" {
+		if sel.NGUID, err = NormalizeNGUID(sel.NGUID); err != nil {
+			return NamespaceSelector{}, err
+		}
+	}
+	return sel, nil
+}
+
+// lookupNamespace is one look for sel among ctrl's namespaces: the head
+// disks of its subsystem (native multipath) and its own disks (without).
+// Disk names are read, never derived from controller numbers.
+func (k *kernelConnector) lookupNamespace(ctrl Controller, sel NamespaceSelector) (Namespace, bool, error) {
+	ctrlDir := k.sys.controllerDir(ctrl.Name)
+	entries, err := readDirNames(ctrlDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Namespace{}, false, fmt.Errorf("controller %s: %w", ctrl.Name, ErrControllerGone)
+	}
+	if err != nil {
+		return Namespace{}, false, err
+	}
+	nqn, err := readAttr(ctrlDir, "subsysnqn")
+	if err != nil {
+		return Namespace{}, false, fmt.Errorf("controller %s: %w", ctrl.Name, ErrControllerGone)
+	}
+	if nqn != ctrl.Subsystem {
+		return Namespace{}, false, fmt.Errorf("controller %s now belongs to subsystem %q: %w", ctrl.Name, nqn, ErrControllerGone)
+	}
+	// Without native multipath the disks hang off the controller.
+	for _, e := range entries {
+		if classifyDisk(e) != diskPlain {
+			continue
+		}
+		if ns, ok, err := k.matchDisk(filepath.Join(ctrlDir, e), e, nqn, sel); ok || err != nil {
+			return ns, ok, err
+		}
+	}
+	// With native multipath, every namespace the controller reaches has a
+	// hidden path disk under it, created before its head disk. No path
+	// disk yet means the scan has not got this far: look again later,
+	// without searching every subsystem of the host on each poll.
+	hint := subsystemHint(entries)
+	if hint == "" {
+		return Namespace{}, false, nil
+	}
+	subDir, err := k.sys.subsystemDir(ctrl.Name, nqn, hint)
+	if err != nil {
+		return Namespace{}, false, err
+	}
+	heads, err := readDirNames(subDir)
+	if err != nil {
+		return Namespace{}, false, err
+	}
+	for _, h := range heads {
+		if classifyDisk(h) != diskPlain {
+			continue
+		}
+		if ns, ok, err := k.matchDisk(filepath.Join(subDir, h), h, nqn, sel); ok || err != nil {
+			return ns, ok, err
+		}
+	}
+	return Namespace{}, false, nil
+}
+
+// matchDisk reads the disk at dir and checks it against sel. A disk whose
+// attributes vanish while being read is being removed: no match. The disk
+// counts as found only once its /dev node exists.
+func (k *kernelConnector) matchDisk(dir, name, nqn string, sel NamespaceSelector) (Namespace, bool, error) {
+	if sel.NSID != 0 {
+		// The nsid alone rules out the other disks: one read each.
+		nsid, err := readAttr(dir, "nsid")
+		if err != nil || nsid != strconv.FormatUint(uint64(sel.NSID), 10) {
+			return Namespace{}, false, nil //nolint:nilerr // a disk going away while read is simply not the one
+		}
+	}
+	ns, err := k.readNamespace(dir, name, nqn)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Namespace{}, false, nil
+	}
+	if err != nil {
+		return Namespace{}, false, err
+	}
+	ok, err := selectorMatches(ns, sel)
+	if !ok || err != nil {
+		return Namespace{}, false, err
+	}
+	if _, err := os.Stat(ns.DevicePath); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return Namespace{}, false, nil
+		}
+		return Namespace{}, false, fmt.Errorf("device node of %s: %w", name, err)
+	}
+	return ns, true, nil
+}
+
+// readNamespace reads a disk's identity and size.
+func (k *kernelConnector) readNamespace(dir, name, nqn string) (Namespace, error) {
+	var attrs [4]string
+	for i, a := range []string{"nsid", "uuid", "nguid", "size"} {
+		var err error
+		if a == "nsid" {
+			attrs[i], err = readAttr(dir, a)
+		} else {
+			attrs[i], err = readOptionalAttr(dir, a)
+		}
+		if err != nil {
+			return Namespace{}, fmt.Errorf("disk %s: %w", name, err)
+		}
+	}
+	id, err := parseNSIdentity(attrs[0], attrs[1], attrs[2])
+	if err != nil {
+		return Namespace{}, fmt.Errorf("disk %s: %w", name, err)
+	}
+	var size int64
+	if attrs[3] != "" {
+		sectors, err := parseSysfsInt(attrs[3])
+		if err != nil {
+			return Namespace{}, fmt.Errorf("disk %s: size %q: %w", name, attrs[3], err)
+		}
+		size = int64(sectors) * 512 // sysfs counts 512-byte sectors whatever the block size
+	}
+	return Namespace{
+		DevicePath: k.devicePath(name),
+		Name:       name,
+		Subsystem:  nqn,
+		NSID:       id.NSID,
+		UUID:       id.UUID,
+		NGUID:      id.NGUID,
+		SizeBytes:  size,
+	}, nil
+}
+
+// selectorMatches tells whether ns is the namespace sel picks. A namespace
+// found by nsid (or by uuid) whose other identity differs from sel is an
+// ErrNamespaceMismatch naming both values.
+func selectorMatches(ns Namespace, sel NamespaceSelector) (bool, error) {
+	switch {
+	case sel.NSID != 0:
+		if ns.NSID != sel.NSID {
+			return false, nil
+		}
+	case sel.UUID != "":
+		if ns.UUID != sel.UUID {
+			return false, nil
+		}
+	case ns.NGUID != sel.NGUID:
+		return false, nil
+	}
+	var problems []string
+	if sel.UUID != "" && ns.UUID != sel.UUID {
+		problems = append(problems, fmt.Sprintf("uuid %s was requested, the namespace has %s", sel.UUID, orNone(ns.UUID)))
+	}
+	if sel.NGUID != "" && ns.NGUID != sel.NGUID {
+		problems = append(problems, fmt.Sprintf("nguid %s was requested, the namespace has %s", sel.NGUID, orNone(ns.NGUID)))
+	}
+	if len(problems) > 0 {
+		return false, &permanentError{fmt.Errorf("namespace %d (%s) of subsystem %q: %s: %w",
+			ns.NSID, ns.Name, ns.Subsystem, strings.Join(problems, "; "), ErrNamespaceMismatch)}
+	}
+	return true, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// NamespaceOf maps a block device to its namespace and the controllers that
+// reach it: with native multipath every controller of the subsystem with a
+// path to the same nsid, without it the disk's own controller.
+func (k *kernelConnector) NamespaceOf(device string) (Namespace, []Controller, error) {
+	name := filepath.Base(device)
+	if classifyDisk(name) != diskPlain {
+		return Namespace{}, nil, fmt.Errorf("%q is not an NVMe namespace block device (nvmeXnY)", device)
+	}
+	real, err := filepath.EvalSymlinks(k.sys.blockDir(name))
+	if err != nil {
+		return Namespace{}, nil, fmt.Errorf("namespace %s: %w", name, err)
+	}
+	parent := filepath.Dir(real)
+	nqn, err := readAttr(parent, "subsysnqn")
+	if err != nil {
+		return Namespace{}, nil, fmt.Errorf("namespace %s: subsystem: %w", name, err)
+	}
+	ns, err := k.readNamespace(real, name, nqn)
+	if err != nil {
+		return Namespace{}, nil, err
+	}
+	if !strings.HasPrefix(filepath.Base(parent), "nvme-subsys") {
+		ctrl, err := k.sys.controller(filepath.Base(parent))
+		if err != nil {
+			return Namespace{}, nil, err
+		}
+		return ns, []Controller{ctrl}, nil
+	}
+	ctrls, err := k.pathControllers(parent, ns.NSID)
+	if err != nil {
+		return Namespace{}, nil, err
+	}
+	return ns, ctrls, nil
+}
+
+// pathControllers lists the controllers linked from a subsystem directory
+// that have a path disk to nsid.
+func (k *kernelConnector) pathControllers(subDir string, nsid uint32) ([]Controller, error) {
+	entries, err := readDirNames(subDir)
+	if err != nil {
+		return nil, err
+	}
+	var out []Controller
+	for _, e := range entries {
+		if !isControllerName(e) || !k.hasPathTo(filepath.Join(subDir, e), nsid) {
+			continue
+		}
+		ctrl, err := k.sys.controller(e)
+		if errors.Is(err, ErrControllerGone) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ctrl)
+	}
+	sortControllers(out)
+	return out, nil
+}
+
+// hasPathTo reports whether the controller at dir has a path disk to nsid.
+func (k *kernelConnector) hasPathTo(dir string, nsid uint32) bool {
+	entries, err := readDirNames(dir)
+	if err != nil {
+		return false
+	}
+	want := fmt.Sprint(nsid)
+	for _, e := range entries {
+		if classifyDisk(e) != diskPath {
+			continue
+		}
+		if got, err := readAttr(filepath.Join(dir, e), "nsid"); err == nil && got == want {
+			return true
+		}
+	}
+	return false
+}
