@@ -1,0 +1,104 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/nvmeof/nvmeof/csi/driver"
+	"github.com/nvmeof/nvmeof/shared/nvme"
+)
+
+type options struct {
+	endpoint, nodeID, driverName     string
+	hostNQN, hostID, stateDir        string
+	connector, logLevel, metricsAddr string
+	hostNQNFile, hostIDFile          string
+	maxVolumes                       int64
+	logJSON, version                 bool
+}
+
+// parseFlags reads flags; each defaults to its environment variable, so a
+// Nomad jobspec can set either.
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fset := flag.NewFlagSet("nvmeof-csi", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v, ok := os.LookupEnv(name); ok {
+			return v
+		}
+		return def
+	}
+	fset.StringVar(&o.endpoint, "endpoint", env("CSI_ENDPOINT", ""), "CSI socket, unix:///path (env CSI_ENDPOINT)")
+	fset.StringVar(&o.nodeID, "node-id", env("NVMEOF_NODE_ID", ""), "node id reported to the orchestrator (default: the host NQN)")
+	fset.StringVar(&o.driverName, "driver-name", env("NVMEOF_DRIVER_NAME", driver.DefaultDriverName), "CSI driver name")
+	fset.StringVar(&o.hostNQN, "hostnqn", env("NVMEOF_HOSTNQN", ""), "host NQN (default: read from --hostnqn-file)")
+	fset.StringVar(&o.hostID, "hostid", env("NVMEOF_HOSTID", ""), "host ID, a UUID (default: read from --hostid-file)")
+	fset.StringVar(&o.hostNQNFile, "hostnqn-file", env("NVMEOF_HOSTNQN_FILE", nvme.DefaultHostConfigDir+"/hostnqn"), "file holding the host NQN")
+	fset.StringVar(&o.hostIDFile, "hostid-file", env("NVMEOF_HOSTID_FILE", nvme.DefaultHostConfigDir+"/hostid"), "file holding the host ID")
+	fset.StringVar(&o.stateDir, "state-dir", env("NVMEOF_STATE_DIR", "/var/lib/nvmeof-csi"), "directory that records what the plugin connected; must survive restarts")
+	fset.StringVar(&o.connector, "connector", env("NVMEOF_CONNECTOR", "fabrics"), "how to connect: fabrics (write /dev/nvme-fabrics) or nvme-cli")
+	fset.StringVar(&o.logLevel, "log-level", env("NVMEOF_LOG_LEVEL", "info"), "trace, debug, info, warn or error")
+	fset.StringVar(&o.metricsAddr, "metrics-addr", env("NVMEOF_METRICS_ADDR", ""), "serve Prometheus metrics on this address, e.g. 127.0.0.1:9810 (off when empty)")
+	fset.BoolVar(&o.logJSON, "log-json", env("NVMEOF_LOG_JSON", "") == "true", "log in JSON")
+	fset.BoolVar(&o.version, "version", false, "print the version and exit")
+	maxVolumes := fset.String("max-volumes", env("NVMEOF_MAX_VOLUMES", "0"), "max_volumes_per_node (0: no limit)")
+	if err := fset.Parse(args); err != nil {
+		return options{}, err //nolint:wrapcheck // flag's own message is shown as is
+	}
+	if fset.NArg() > 0 {
+		return options{}, fmt.Errorf("unexpected argument %q", fset.Arg(0))
+	}
+	if o.version {
+		return o, nil
+	}
+	var errs []error
+	n, err := strconv.ParseInt(*maxVolumes, 10, 64)
+	if err != nil || n < 0 {
+		errs = append(errs, fmt.Errorf("--max-volumes %q must be a whole number, 0 or more", *maxVolumes))
+	}
+	o.maxVolumes = n
+	if o.endpoint == "" {
+		errs = append(errs, errors.New("--endpoint (or CSI_ENDPOINT) is required"))
+	}
+	if o.connector != nvme.BackendFabrics && o.connector != nvme.BackendNVMeCLI {
+		errs = append(errs, fmt.Errorf("--connector %q must be fabrics or nvme-cli", o.connector))
+	}
+	if hclog.LevelFromString(o.logLevel) == hclog.NoLevel {
+		errs = append(errs, fmt.Errorf("--log-level %q must be trace, debug, info, warn or error", o.logLevel))
+	}
+	if o.stateDir == "" {
+		errs = append(errs, errors.New("--state-dir must not be empty"))
+	}
+	if o.hostNQN == "" {
+		o.hostNQN, err = readOptionalFile(o.hostNQNFile)
+		errs = append(errs, err)
+	}
+	if o.hostID == "" {
+		o.hostID, err = readOptionalFile(o.hostIDFile)
+		errs = append(errs, err)
+	}
+	return o, errors.Join(errs...)
+}
+
+// readOptionalFile returns path's trimmed content, "" when it does not
+// exist (nvme.LoadHost then explains what is missing).
+func readOptionalFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", filepath.Clean(path), err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}

@@ -1,0 +1,78 @@
+package driver
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/go-hclog"
+	mount "k8s.io/mount-utils"
+	utilexec "k8s.io/utils/exec"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
+)
+
+// DefaultDriverName is the CSI driver name the plugin reports.
+const DefaultDriverName = "csi.nvmeof.io"
+
+// Config is everything the driver needs; New validates it. The OS edges
+// (connector, mounter, exec, mount table, kernel check) are injected so
+// tests run without a kernel.
+type Config struct {
+	DriverName string
+	Version    string
+	NodeID     string
+	Host       nvme.Host
+	// StateDir holds what the plugin connected; it must survive restarts.
+	StateDir string
+	// MaxVolumes is max_volumes_per_node; 0 means no limit.
+	MaxVolumes int64
+
+	Connector nvme.Connector
+	Mounter   mount.Interface
+	Exec      utilexec.Interface
+	// MountTable reads which device is mounted where; nil reads the
+	// mounter's list, which is right for mount-utils' fake mounter. The
+	// binary passes ProcMountTable, which also sees block bind mounts.
+	MountTable MountTable
+	// KernelCheck reports why the host cannot connect NVMe/TCP (nil when
+	// it can); Probe answers not ready while it fails.
+	KernelCheck func() error
+	Logger      hclog.Logger
+	// Metrics may be shared with a caller that serves them; nil makes new.
+	Metrics *Metrics
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.DriverName == "" {
+		errs = append(errs, errors.New("driver name is empty"))
+	}
+	if c.NodeID == "" {
+		errs = append(errs, errors.New("node id is empty"))
+	}
+	if err := c.Host.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("host identity: %w", err))
+	}
+	if c.StateDir == "" {
+		errs = append(errs, errors.New("state dir is empty"))
+	}
+	if c.MaxVolumes < 0 {
+		errs = append(errs, fmt.Errorf("max volumes %d is negative", c.MaxVolumes))
+	}
+	if c.Connector == nil {
+		errs = append(errs, errors.New("no connector"))
+	}
+	if c.Mounter == nil {
+		errs = append(errs, errors.New("no mounter"))
+	}
+	if c.Exec == nil {
+		errs = append(errs, errors.New("no exec"))
+	}
+	if c.KernelCheck == nil {
+		errs = append(errs, errors.New("no kernel check"))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid driver config: %w", errors.Join(errs...))
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+// Package driver is the nvmeof-csi plugin: the CSI identity and node
+// services over shared/nvme's connector, with the gRPC server, start-up
+// reconciliation and metrics around them. Its state is the kernel (sysfs,
+// through the connector), the mount table and a small state dir: nothing
+// held only in memory decides anything, so a kill -9 loses nothing.
+package driver
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/hashicorp/go-hclog"
+	mount "k8s.io/mount-utils"
+)
+
+// Driver serves the CSI identity and node services.
+type Driver struct {
+	csi.UnimplementedIdentityServer
+	csi.UnimplementedNodeServer
+
+	cfg       Config
+	log       hclog.Logger
+	mounts    MountTable
+	formatter *mount.SafeFormatAndMount
+	resizer   *mount.ResizeFs
+	state     *stateStore
+	metrics   *Metrics
+
+	volumes  *volumeLocks
+	targets  *targetLocks
+	connects *connectGroup
+
+	// probeMu guards lastProbe, so a kernel problem is logged once when it
+	// appears rather than at every Probe.
+	probeMu   sync.Mutex
+	lastProbe string
+
+	monitor monitorState
+}
+
+var (
+	_ csi.IdentityServer = (*Driver)(nil)
+	_ csi.NodeServer     = (*Driver)(nil)
+)
+
+// New validates cfg and prepares the state dir.
+func New(cfg Config) (*Driver, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	mt := cfg.MountTable
+	if mt == nil {
+		mt = mounterTable{cfg.Mounter}
+	}
+	state, err := newStateStore(cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("new driver: %w", err)
+	}
+	d := &Driver{
+		cfg:       cfg,
+		log:       cfg.Logger.Named("node"),
+		mounts:    mt,
+		formatter: mount.NewSafeFormatAndMount(cfg.Mounter, cfg.Exec),
+		resizer:   mount.NewResizeFs(cfg.Exec),
+		state:     state,
+		metrics:   cfg.Metrics,
+		volumes:   newVolumeLocks(),
+		targets:   newTargetLocks(),
+		connects:  newConnectGroup(),
+	}
+	return d, nil
+}

@@ -1,0 +1,51 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/retry"
+)
+
+// toStatus is the one place where errors become gRPC codes. msg says what
+// failed; the error's own text follows it.
+func toStatus(err error, msg string) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(codeOf(err), msg+": "+err.Error())
+}
+
+func codeOf(err error) codes.Code {
+	var p interface{ Permanent() bool }
+	switch {
+	case errors.Is(err, context.Canceled):
+		return codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return codes.DeadlineExceeded
+	case errors.Is(err, nvme.ErrInvalid):
+		return codes.InvalidArgument
+	case retry.IsRetryableError(err):
+		return codes.Unavailable
+	case errors.Is(err, fs.ErrNotExist):
+		return codes.NotFound
+	case errors.As(err, &p) && p.Permanent():
+		// The target answered, and the answer will not change by asking
+		// again: a refused host, a namespace with another identity.
+		return codes.FailedPrecondition
+	}
+	return codes.Internal
+}
+
+// ctxStatus turns a finished context into its status; nil while it runs.
+func ctxStatus(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return status.Error(status.FromContextError(err).Code(), err.Error())
+	}
+	return nil
+}

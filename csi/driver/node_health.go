@@ -1,0 +1,154 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
+)
+
+// Reasons of health entries: CamelCase, for machines and short displays.
+const (
+	reasonNotMounted       = "NotMounted"
+	reasonDeviceGone       = "DeviceGone"
+	reasonControllerDown   = "ControllerNotLive"
+	reasonFilesystemErrors = "FilesystemErrors"
+	reasonHealthUnknown    = "HealthUnreadable"
+)
+
+// NodeGetVolumeHealth reports what is wrong with a staged volume, each
+// with a message a person can act on: the mount is gone, the device
+// vanished, the controller is not live, or the file system recorded
+// errors. No entries means healthy. (CSI 1.13's successor of
+// VolumeCondition.)
+func (d *Driver) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolumeHealthRequest) (*csi.NodeGetVolumeHealthResponse, error) {
+	id := req.GetVolumeId()
+	if id == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
+	}
+	if err := ctxStatus(ctx); err != nil {
+		return nil, err
+	}
+	recs, err := d.volumeRecords(id)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	if len(recs) == 0 {
+		return nil, status.Errorf(codes.NotFound, "volume %s is not staged on this node", id)
+	}
+	entries, err := d.mounts.Mounts()
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	var paths []string
+	for _, r := range recs {
+		if req.GetStagingTargetPath() == "" || filepath.Clean(req.GetStagingTargetPath()) == filepath.Clean(r.StagingPath) {
+			paths = append(paths, stagedPath(r))
+		}
+	}
+	if p := req.GetVolumePublishPath(); p != "" {
+		paths = append(paths, p)
+	}
+	health := &csi.VolumeHealth{VolumeId: id}
+	seen := map[string]bool{}
+	for _, p := range paths {
+		for _, e := range d.pathHealth(entries, p) {
+			if k := e.GetStatus().String() + e.GetReason(); !seen[k] {
+				seen[k] = true
+				health.HealthStatuses = append(health.HealthStatuses, e)
+			}
+		}
+	}
+	return &csi.NodeGetVolumeHealthResponse{VolumeHealth: health}, nil
+}
+
+// stagedPath is where a stage's mount is: the directory, or its block file.
+func stagedPath(r volumeRecord) string {
+	if r.Block {
+		return blockStagingFile(r.StagingPath)
+	}
+	return filepath.Clean(r.StagingPath)
+}
+
+func (d *Driver) pathHealth(entries []MountEntry, path string) []*csi.VolumeHealth_VolumeHealthEntry {
+	devs := mountsAt(entries, path)
+	if len(devs) == 0 {
+		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, reasonNotMounted,
+			fmt.Sprintf("nothing is mounted at %s: stage (or publish) the volume again", path))}
+	}
+	h, err := d.deviceHealth(devs[0], path)
+	if err != nil {
+		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, reasonDeviceGone,
+			fmt.Sprintf("device %s mounted at %s is gone (its controller was deleted, e.g. after ctrl_loss_tmo): unstage and stage the volume again", devs[0], path))}
+	}
+	return healthEntries(h)
+}
+
+// deviceHealth asks the connector about a mounted namespace device.
+func (d *Driver) deviceHealth(device, path string) (nvme.Health, error) {
+	ns, ctrls, err := d.cfg.Connector.NamespaceOf(device)
+	if err != nil {
+		return nvme.Health{}, fmt.Errorf("device %s: %w", device, err)
+	}
+	if len(ctrls) == 0 {
+		return nvme.Health{}, fmt.Errorf("device %s has no controller", device)
+	}
+	h, err := d.cfg.Connector.Health(ctrls[0], ns, path)
+	if err != nil {
+		return nvme.Health{Message: fmt.Sprintf("cannot read the health of %s: %v", device, err)}, nil
+	}
+	return h, nil
+}
+
+func healthEntries(h nvme.Health) []*csi.VolumeHealth_VolumeHealthEntry {
+	if h.Healthy() {
+		return nil
+	}
+	switch {
+	case h.ControllerState != nvme.StateLive && h.ControllerState != "":
+		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, reasonControllerDown, h.Message)}
+	case h.ControllerState == "":
+		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, reasonDeviceGone, h.Message)}
+	case h.FSErrors > 0 || h.ReadOnly:
+		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_DEGRADED, reasonFilesystemErrors, h.Message)}
+	}
+	return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_DEGRADED, reasonHealthUnknown, h.Message)}
+}
+
+func unhealthy(t csi.VolumeHealthErrorType, reason, msg string) *csi.VolumeHealth_VolumeHealthEntry {
+	return &csi.VolumeHealth_VolumeHealthEntry{Status: t, Reason: reason, Message: msg}
+}
+
+// NodeGetStorageHealth reports every controller of this node that is not
+// live: its target is unreachable from here.
+func (d *Driver) NodeGetStorageHealth(ctx context.Context, _ *csi.NodeGetStorageHealthRequest) (*csi.NodeGetStorageHealthResponse, error) {
+	if err := ctxStatus(ctx); err != nil {
+		return nil, err
+	}
+	ctrls, err := d.cfg.Connector.Controllers()
+	if err != nil {
+		return nil, toStatus(err, "list controllers")
+	}
+	// One entry for all: the spec allows one per (status, reason).
+	var down []string
+	for _, c := range ctrls {
+		if c.State != nvme.StateLive {
+			down = append(down, fmt.Sprintf("controller %s to %s at %s:%s is %s", c.Name, c.Subsystem, c.TrAddr, c.TrSvcID, c.State))
+		}
+	}
+	resp := &csi.NodeGetStorageHealthResponse{}
+	if len(down) > 0 {
+		resp.BackendHealth = []*csi.NodeGetStorageHealthResponse_StorageBackendHealth{{
+			Status:  csi.StorageHealthErrorType_STORAGE_UNREACHABLE,
+			Reason:  reasonControllerDown,
+			Message: strings.Join(down, "; ") + ": check the targets and the network",
+		}}
+	}
+	return resp, nil
+}
