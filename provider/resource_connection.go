@@ -7,10 +7,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
-	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
-	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
-	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
@@ -54,9 +51,11 @@ func (r *connectionResource) Schema(_ context.Context, _ resource.SchemaRequest,
 }
 
 func connectionSchema() schema.Schema {
-	replace := []planmodifier.String{stringplanmodifier.RequiresReplace()}
-	optionalString := func(desc string, modifiers ...planmodifier.String) schema.StringAttribute {
-		return schema.StringAttribute{Optional: true, MarkdownDescription: desc, PlanModifiers: modifiers}
+	// Changes to the identity attributes (identityKeys) replace the
+	// resource: ModifyPlan decides it (replacedIdentity), because plan
+	// modifiers cost a conversion of the whole plan per attribute.
+	optionalString := func(desc string) schema.StringAttribute {
+		return schema.StringAttribute{Optional: true, MarkdownDescription: desc}
 	}
 	optionalInt := func(desc string) schema.Int64Attribute {
 		return schema.Int64Attribute{Optional: true, MarkdownDescription: desc}
@@ -79,36 +78,32 @@ func connectionSchema() schema.Schema {
 			},
 			nvme.KeyTransport: schema.StringAttribute{
 				Optional: true, Computed: true, Default: stringdefault.StaticString(nvme.TransportTCP),
-				MarkdownDescription: transportDescription + " " + replaceNote, PlanModifiers: replace,
+				MarkdownDescription: transportDescription + " " + replaceNote,
 			},
 			nvme.KeyTrAddr: schema.StringAttribute{
 				Required:            true,
 				MarkdownDescription: "Address of the target: an IPv4 or IPv6 address, or a host name the node resolves. " + replaceNote,
-				PlanModifiers:       replace,
 			},
 			nvme.KeyTrSvcID: schema.StringAttribute{
 				Optional: true, Computed: true, Default: stringdefault.StaticString(nvme.DefaultTrSvcID),
 				MarkdownDescription: fmt.Sprintf("Port of the target, in decimal. Defaults to `%s` (always passed explicitly: the kernel's own default for tcp is the discovery port 8009). %s",
 					nvme.DefaultTrSvcID, replaceNote),
-				PlanModifiers: replace,
 			},
 			attrSubsystemNQN: schema.StringAttribute{
 				Required: true,
 				MarkdownDescription: fmt.Sprintf("NQN of the subsystem, at most %d bytes (volume-context key `nqn`). %s",
 					nvme.MaxNQNLength, replaceNote),
-				PlanModifiers: replace,
 			},
 			nvme.KeyNSID: schema.Int64Attribute{
 				Optional: true,
 				MarkdownDescription: fmt.Sprintf("Namespace ID, 1 to %d. At least one of `nsid`, `namespace_uuid` and `namespace_nguid` is required; "+
 					"with `nsid`, the others verify the namespace found, so a renumbered target never hands over another volume. %s",
 					uint32(nvme.MaxNSID), replaceNote),
-				PlanModifiers: []planmodifier.Int64{int64planmodifier.RequiresReplace()},
 			},
-			attrNamespaceUUID: optionalString("Namespace UUID, 8-4-4-4-12 hexadecimal digits (volume-context key `uuid`; "+
-				"rendered in lower case). "+replaceNote, replace...),
-			attrNamespaceNGUID: optionalString("Namespace NGUID, 32 hexadecimal digits, dashes allowed (volume-context key `nguid`; "+
-				"rendered in lower case without dashes). "+replaceNote, replace...),
+			attrNamespaceUUID: optionalString("Namespace UUID, 8-4-4-4-12 hexadecimal digits (volume-context key `uuid`; " +
+				"rendered in lower case). " + replaceNote),
+			attrNamespaceNGUID: optionalString("Namespace NGUID, 32 hexadecimal digits, dashes allowed (volume-context key `nguid`; " +
+				"rendered in lower case without dashes). " + replaceNote),
 			nvme.KeyHostTrAddr: optionalString("Local address the connection leaves from. Updated in place."),
 			nvme.KeyHostIface:  optionalString("Local interface the connection leaves from. Updated in place."),
 
@@ -217,7 +212,7 @@ func (r *connectionResource) ImportState(ctx context.Context, req resource.Impor
 	}
 	var m connectionModel
 	m.setInputs(vol)
-	resp.Diagnostics.Append(m.setOutputs(ctx, vol, r.data.host)...)
+	resp.Diagnostics.Append(m.setOutputs(vol, r.data.host)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}

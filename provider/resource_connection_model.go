@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -121,13 +120,17 @@ func valueText(v attr.Value) (string, bool) {
 // setOutputs fills the computed attributes from the validated volume. They
 // depend on nothing but the volume and the host identity, so the plan and
 // the apply compute the same values.
-func (m *connectionModel) setOutputs(ctx context.Context, vol nvme.Volume, host *nvme.Host) diag.Diagnostics {
+func (m *connectionModel) setOutputs(vol nvme.Volume, host *nvme.Host) diag.Diagnostics {
 	var diags diag.Diagnostics
 	vc := vol.ToVolumeContext()
 	m.ID = types.StringValue(connectionID(vc))
 	m.ExternalID = types.StringValue(vol.ExternalID())
+	elems := make(map[string]attr.Value, len(vc))
+	for k, v := range vc {
+		elems[k] = types.StringValue(v)
+	}
 	var d diag.Diagnostics
-	m.VolumeContext, d = types.MapValueFrom(ctx, types.StringType, vc)
+	m.VolumeContext, d = types.MapValue(types.StringType, elems)
 	diags.Append(d...)
 
 	m.FabricsOptions = types.StringNull()
@@ -155,7 +158,11 @@ func (m *connectionModel) setOutputs(ctx context.Context, vol nvme.Volume, host 
 		diags.AddError("Cannot render connect_args", err.Error())
 		return diags
 	}
-	m.ConnectArgs, d = types.ListValueFrom(ctx, types.StringType, args)
+	list := make([]attr.Value, len(args))
+	for i, a := range args {
+		list[i] = types.StringValue(a)
+	}
+	m.ConnectArgs, d = types.ListValue(types.StringType, list)
 	diags.Append(d...)
 	return diags
 }

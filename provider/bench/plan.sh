@@ -14,18 +14,20 @@ runs=${2:-7}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=${WORK:-$root/.cache/provider/bench}
 rm -rf "$work"
-mkdir -p "$work/plugins" "$work/nvme" "$work/data"
+mkdir -p "$work/plugins" "$work/nvme" "$work/data" "$work/noop"
 
 if [[ -n ${PROVIDER_BIN:-} ]]; then
 	cp "$PROVIDER_BIN" "$work/plugins/terraform-provider-nvme"
 else
 	(cd "$root" && go build -trimpath -o "$work/plugins/terraform-provider-nvme" ./provider/cmd/terraform-provider-nvme)
 fi
+(cd "$root" && go build -trimpath -o "$work/plugins/terraform-provider-noop" ./provider/bench/noop)
 
 cat >"$work/terraformrc" <<CFG
 provider_installation {
   dev_overrides {
     "nvmeof/nvme" = "$work/plugins"
+    "nvmeof/noop" = "$work/plugins"
   }
   direct {}
 }
@@ -64,6 +66,20 @@ resource "terraform_data" "bench" {
 }
 TF
 
+cat >"$work/noop/main.tf" <<TF
+terraform {
+  required_providers {
+    noop = { source = "nvmeof/noop" }
+  }
+}
+
+resource "noop_thing" "bench" {
+  count  = $n
+  traddr = "192.0.2.10"
+  nsid   = count.index + 1
+}
+TF
+
 export TF_CLI_CONFIG_FILE="$work/terraformrc" CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1
 
 # plan_ms DIR: wall-clock milliseconds of one full plan (no state yet, so
@@ -81,17 +97,22 @@ median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2
 # One unmeasured plan each: page cache, plugin start-up paths.
 plan_ms "$work/nvme" >/dev/null
 plan_ms "$work/data" >/dev/null
+plan_ms "$work/noop" >/dev/null
 
-nvme_times=() data_times=()
+nvme_times=() data_times=() noop_times=()
 for ((i = 1; i <= runs; i++)); do
 	nvme_times+=("$(plan_ms "$work/nvme")")
 	data_times+=("$(plan_ms "$work/data")")
-	echo "run $i: nvme_connection ${nvme_times[-1]} ms, terraform_data ${data_times[-1]} ms"
+	noop_times+=("$(plan_ms "$work/noop")")
+	echo "run $i: nvme_connection ${nvme_times[-1]} ms, terraform_data ${data_times[-1]} ms, noop_thing ${noop_times[-1]} ms"
 done
 
 nvme_median=$(printf '%s\n' "${nvme_times[@]}" | median)
 data_median=$(printf '%s\n' "${data_times[@]}" | median)
+noop_median=$(printf '%s\n' "${noop_times[@]}" | median)
 echo "terraform $(terraform version | head -1 | awk '{print $2}'), $n resources, $runs runs"
 echo "median nvme_connection: $nvme_median ms"
 echo "median terraform_data:  $data_median ms"
+echo "median noop_thing:      $noop_median ms"
 awk -v a="$nvme_median" -v b="$data_median" 'BEGIN {printf "ratio: %.2f (goal <= 1.5)\n", a / b}'
+awk -v a="$noop_median" -v b="$data_median" 'BEGIN {printf "floor: %.2f (noop_thing / terraform_data: any plugin resource)\n", a / b}'
