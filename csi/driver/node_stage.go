@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/hashicorp/go-hclog"
@@ -46,17 +48,25 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 
 	conn := nvme.Connection{Host: d.cfg.Host, Target: vol.Target, Config: vol.Config, Auth: auth}
 	key := connectionKey(vol.Target, d.cfg.Host)
-	unlock := d.targets.shared(key)
+	unlock := sync.OnceFunc(d.targets.shared(key))
 	defer unlock()
 
 	ctrl, err := d.connect(ctx, log, key, conn)
 	if err != nil {
 		return nil, toStatus(err, fmt.Sprintf("connect %s at %s:%s", vol.Target.NQN, vol.Target.TrAddr, vol.Target.TrSvcID))
 	}
+	staged := false
+	defer func() {
+		if !staged {
+			unlock() // releaseController takes the target's lock alone
+			d.releaseAfterFailedStage(ctx, log, ctrl)
+		}
+	}()
 	ns, err := d.cfg.Connector.Resolve(ctx, ctrl, vol.Namespace)
 	if err != nil {
 		return nil, toStatus(err, fmt.Sprintf("find namespace %s of %s on %s", vol.Namespace, vol.Target.NQN, ctrl.Name))
 	}
+	log.Debug("namespace resolved", "device", ns.DevicePath, "controller", ctrl.Name)
 	if err := ctxStatus(ctx); err != nil {
 		return nil, err
 	}
@@ -71,9 +81,27 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 	if err != nil {
 		return nil, err
 	}
+	staged = true
 	log.Info("staged", "device", ns.DevicePath, "controller", ctrl.Name, "block", mode.block)
 	return &csi.NodeStageVolumeResponse{}, nil
 }
+
+// releaseAfterFailedStage disconnects the controller a failed stage
+// connected, unless something else uses it: a refused namespace (wrong
+// uuid) must not leave a controller behind that no unstage will ever
+// release. The stage's own error is what the caller needs, so a failure
+// here is only logged.
+func (d *Driver) releaseAfterFailedStage(ctx context.Context, log hclog.Logger, ctrl nvme.Controller) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	if err := d.releaseController(ctx, log, ctrl); err != nil {
+		log.Warn("could not release the controller of a failed stage", "controller", ctrl.Name, "error", err)
+	}
+}
+
+// releaseTimeout bounds the clean-up of a failed stage, which runs even
+// when the caller has gone.
+const releaseTimeout = 30 * time.Second
 
 // connect returns the controller for conn, coalescing concurrent stages of
 // one subsystem into a single connect. Before a connect that creates a

@@ -74,7 +74,9 @@ func (d *Driver) intercept(ctx context.Context, req any, info *grpc.UnaryServerI
 }
 
 // Listen opens endpoint (unix:///path, unix:/path or /path), replacing a
-// stale socket file a killed plugin left behind.
+// stale socket file a killed plugin left behind. A socket something still
+// accepts on is left alone and is an error: a second plugin must not take
+// the endpoint from a running one.
 func Listen(endpoint string) (net.Listener, error) {
 	p, err := socketPath(endpoint)
 	if err != nil {
@@ -83,6 +85,9 @@ func Listen(endpoint string) (net.Listener, error) {
 	if info, err := os.Lstat(p); err == nil {
 		if info.Mode()&fs.ModeSocket == 0 {
 			return nil, fmt.Errorf("endpoint %s exists and is not a socket; refusing to remove it", p)
+		}
+		if socketInUse(p) {
+			return nil, fmt.Errorf("endpoint %s is in use: another process accepts connections on it", p)
 		}
 		if err := os.Remove(p); err != nil {
 			return nil, fmt.Errorf("remove stale socket %s: %w", p, err)
@@ -95,6 +100,19 @@ func Listen(endpoint string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen on %s: %w", p, err)
 	}
 	return l, nil
+}
+
+// socketInUse reports whether a process accepts connections on the unix
+// socket p; a stale socket refuses them.
+func socketInUse(p string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(ctx, "unix", p)
+	if err != nil {
+		return false
+	}
+	_ = conn.Close()
+	return true
 }
 
 func socketPath(endpoint string) (string, error) {
