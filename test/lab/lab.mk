@@ -27,7 +27,9 @@ LAB_CSI_MAIN := csi/cmd/nvmeof-csi
 # unpacked by the emulated CPU at each boot.
 LAB_GOFLAGS  := -trimpath -ldflags='-s -w'
 
-TEST_TARGETS += lab
+# lab-deps first: the harness's own unit tests (cpio, bzImage) need its
+# Debian tools, and would otherwise skip on a fresh machine.
+TEST_TARGETS := lab-deps $(TEST_TARGETS) lab
 
 .PHONY: lab lab-deps lab-image lab-binaries lab-shell lab-clean
 
