@@ -49,3 +49,14 @@ func ctxStatus(ctx context.Context) error {
 	}
 	return nil
 }
+
+// requireArgs answers InvalidArgument naming the first empty field; args
+// are name, value pairs in the order the request declares them.
+func requireArgs(args ...string) error {
+	for i := 0; i+1 < len(args); i += 2 {
+		if args[i+1] == "" {
+			return status.Errorf(codes.InvalidArgument, "%s is required", args[i])
+		}
+	}
+	return nil
+}

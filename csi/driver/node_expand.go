@@ -14,19 +14,16 @@ import (
 // is grown on the target; a request beyond its size is OutOfRange.
 func (d *Driver) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolumeRequest) (*csi.NodeExpandVolumeResponse, error) {
 	id, path := req.GetVolumeId(), req.GetVolumePath()
-	if id == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
-	}
-	if path == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_path is required")
+	if err := requireArgs("volume_id", id, "volume_path", path); err != nil {
+		return nil, err
 	}
 	if req.GetVolumeCapability() != nil {
 		if _, err := parseCapability(req.GetVolumeCapability()); err != nil {
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
 	}
-	if !d.volumes.tryAcquire(id) {
-		return nil, status.Errorf(codes.Aborted, "an operation on volume %s is already in progress", id)
+	if err := d.volumes.acquire(id); err != nil {
+		return nil, err
 	}
 	defer d.volumes.release(id)
 	if err := ctxStatus(ctx); err != nil {

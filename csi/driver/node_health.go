@@ -29,8 +29,8 @@ const (
 // VolumeCondition.)
 func (d *Driver) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolumeHealthRequest) (*csi.NodeGetVolumeHealthResponse, error) {
 	id := req.GetVolumeId()
-	if id == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
+	if err := requireArgs("volume_id", id); err != nil {
+		return nil, err
 	}
 	if err := ctxStatus(ctx); err != nil {
 		return nil, err

@@ -30,8 +30,8 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	if !d.volumes.tryAcquire(id) {
-		return nil, status.Errorf(codes.Aborted, "an operation on volume %s is already in progress", id)
+	if err := d.volumes.acquire(id); err != nil {
+		return nil, err
 	}
 	defer d.volumes.release(id)
 	if err := ctxStatus(ctx); err != nil {
@@ -87,14 +87,11 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 // only after the target is gone. A target already gone is success.
 func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
 	id, target := req.GetVolumeId(), req.GetTargetPath()
-	if id == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
+	if err := requireArgs("volume_id", id, "target_path", target); err != nil {
+		return nil, err
 	}
-	if target == "" {
-		return nil, status.Error(codes.InvalidArgument, "target_path is required")
-	}
-	if !d.volumes.tryAcquire(id) {
-		return nil, status.Errorf(codes.Aborted, "an operation on volume %s is already in progress", id)
+	if err := d.volumes.acquire(id); err != nil {
+		return nil, err
 	}
 	defer d.volumes.release(id)
 	if err := ctxStatus(ctx); err != nil {

@@ -22,11 +22,8 @@ import (
 // volumes bind-mounts the device node there.
 func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
 	id, staging := req.GetVolumeId(), req.GetStagingTargetPath()
-	if id == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
-	}
-	if staging == "" {
-		return nil, status.Error(codes.InvalidArgument, "staging_target_path is required")
+	if err := requireArgs("volume_id", id, "staging_target_path", staging); err != nil {
+		return nil, err
 	}
 	mode, err := parseCapability(req.GetVolumeCapability())
 	if err != nil {
@@ -40,8 +37,8 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, "secrets: "+err.Error())
 	}
-	if !d.volumes.tryAcquire(id) {
-		return nil, status.Errorf(codes.Aborted, "an operation on volume %s is already in progress", id)
+	if err := d.volumes.acquire(id); err != nil {
+		return nil, err
 	}
 	defer d.volumes.release(id)
 	log := d.log.With("volume_id", id, "nqn", vol.Target.NQN, "namespace", vol.Namespace.String())
@@ -202,14 +199,11 @@ func createFile(path string) error {
 // still uses it or the plugin did not create it.
 func (d *Driver) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
 	id, staging := req.GetVolumeId(), req.GetStagingTargetPath()
-	if id == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
+	if err := requireArgs("volume_id", id, "staging_target_path", staging); err != nil {
+		return nil, err
 	}
-	if staging == "" {
-		return nil, status.Error(codes.InvalidArgument, "staging_target_path is required")
-	}
-	if !d.volumes.tryAcquire(id) {
-		return nil, status.Errorf(codes.Aborted, "an operation on volume %s is already in progress", id)
+	if err := d.volumes.acquire(id); err != nil {
+		return nil, err
 	}
 	defer d.volumes.release(id)
 	log := d.log.With("volume_id", id)

@@ -17,11 +17,8 @@ import (
 // NodeGetVolumeHealth's job in CSI 1.13.
 func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
 	id, path := req.GetVolumeId(), req.GetVolumePath()
-	if id == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
-	}
-	if path == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume_path is required")
+	if err := requireArgs("volume_id", id, "volume_path", path); err != nil {
+		return nil, err
 	}
 	if err := ctxStatus(ctx); err != nil {
 		return nil, err

@@ -1,6 +1,11 @@
 package driver
 
-import "sync"
+import (
+	"sync"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
 
 // volumeLocks lets one operation per volume run; a second one on the same
 // volume is refused at once (the CO retries it), others run in parallel.
@@ -26,4 +31,13 @@ func (l *volumeLocks) release(id string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.busy, id)
+}
+
+// acquire takes id's lock for one RPC, or answers Aborted: CSI's code for
+// "an operation on this volume is in progress, try again".
+func (l *volumeLocks) acquire(id string) error {
+	if !l.tryAcquire(id) {
+		return status.Errorf(codes.Aborted, "an operation on volume %s is already in progress", id)
+	}
+	return nil
 }
