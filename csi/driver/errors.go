@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"net"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -23,6 +24,7 @@ func toStatus(err error, msg string) error {
 
 func codeOf(err error) codes.Code {
 	var p interface{ Permanent() bool }
+	var dns *net.DNSError
 	switch {
 	case errors.Is(err, context.Canceled):
 		return codes.Canceled
@@ -30,6 +32,19 @@ func codeOf(err error) codes.Code {
 		return codes.DeadlineExceeded
 	case errors.Is(err, nvme.ErrInvalid):
 		return codes.InvalidArgument
+	case errors.Is(err, nvme.ErrFabricsUnavailable):
+		// The node lacks nvme-tcp: nothing about the volume is missing, and
+		// NotFound would tell the CO that it is.
+		return codes.FailedPrecondition
+	case errors.Is(err, nvme.ErrControllerGone):
+		// The kernel deleted the controller under us (a lost target, a
+		// concurrent disconnect): the next try connects again.
+		return codes.Unavailable
+	case errors.As(err, &dns):
+		if dns.IsTemporary || dns.IsTimeout {
+			return codes.Unavailable
+		}
+		return codes.FailedPrecondition
 	case retry.IsRetryableError(err):
 		return codes.Unavailable
 	case errors.Is(err, fs.ErrNotExist):

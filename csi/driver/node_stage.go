@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"sync"
@@ -43,8 +44,15 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 	defer d.volumes.release(id)
 	log := d.log.With("volume_id", id, "nqn", vol.Target.NQN, "namespace", vol.Namespace.String())
 
-	conn := nvme.Connection{Host: d.cfg.Host, Target: vol.Target, Config: vol.Config, Auth: auth}
-	key := connectionKey(vol.Target, d.cfg.Host)
+	// Key the target as sysfs will show it: a host name resolved, the
+	// address canonical. Unstage rebuilds the key from sysfs, and the two
+	// must meet, or the controller leaks and the target lock splits in two.
+	target, err := d.cfg.Connector.ResolveTarget(ctx, vol.Target)
+	if err != nil {
+		return nil, toStatus(err, "resolve traddr "+vol.Target.TrAddr)
+	}
+	conn := nvme.Connection{Host: d.cfg.Host, Target: target, Config: vol.Config, Auth: auth}
+	key := connectionKey(target, d.cfg.Host)
 	unlock := sync.OnceFunc(d.targets.shared(key))
 	defer unlock()
 
@@ -73,7 +81,10 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 	if mode.block {
 		err = d.stageBlock(ns, staging)
 	} else {
-		err = d.stageFilesystem(ns, staging, mode)
+		err = d.ensureReadable(conn, ns)
+		if err == nil {
+			err = d.stageFilesystem(ns, staging, mode)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -130,6 +141,34 @@ func (d *Driver) connect(ctx context.Context, log hclog.Logger, key string, conn
 	})
 	return res.ctrl, res.err
 }
+
+// ensureReadable runs right before the blank check that decides whether to
+// format. blkid reports "nothing found" for an I/O error too, so a device
+// that cannot be read at this moment (a controller reconnecting, I/O failed
+// by fast_io_fail_tmo) would look blank and be formatted. The controller
+// must be live and the device's first blocks must read.
+func (d *Driver) ensureReadable(conn nvme.Connection, ns nvme.Namespace) error {
+	ctrl, found, err := d.cfg.Connector.Find(conn)
+	if err != nil {
+		return toStatus(err, "look up the controller of "+ns.DevicePath)
+	}
+	if !found || ctrl.State != nvme.StateLive {
+		return status.Errorf(codes.Unavailable, "the controller of %s is %q, not live: not deciding whether the device is blank until it is", ns.DevicePath, ctrl.State)
+	}
+	f, err := os.Open(ns.DevicePath)
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "open %s before the blank check: %v", ns.DevicePath, err)
+	}
+	defer func() { _ = f.Close() }()
+	if _, err := f.ReadAt(make([]byte, firstBlocks), 0); err != nil && !errors.Is(err, io.EOF) {
+		return status.Errorf(codes.Unavailable, "read %s before the blank check: %v; not formatting a device that cannot be read", ns.DevicePath, err)
+	}
+	return nil
+}
+
+// firstBlocks covers where file systems and partition tables keep their
+// signatures (ext4 at 1 KiB, xfs at 0, GPT at 512 B).
+const firstBlocks = 64 << 10
 
 func (d *Driver) stageFilesystem(ns nvme.Namespace, staging string, mode volumeMode) error {
 	entries, err := d.mounts.Mounts()

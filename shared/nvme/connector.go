@@ -84,6 +84,11 @@ type Connector interface {
 	// and its reconnection parameters brought to c.Config; otherwise a new
 	// one is created. Transient failures are retried until ctx ends.
 	Connect(ctx context.Context, c Connection) (Controller, error)
+	// ResolveTarget returns t with TrAddr as the kernel will show it: a
+	// host name resolved to one address, an address in canonical form.
+	// Callers that key state by target use the result, so that what they
+	// record matches what sysfs says later.
+	ResolveTarget(ctx context.Context, t Target) (Target, error)
 	// Find returns the usable controller matching c, if there is one.
 	Find(c Connection) (Controller, bool, error)
 	// Resolve waits (bounded by ctx) for the namespace sel picks on the

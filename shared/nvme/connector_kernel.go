@@ -245,11 +245,21 @@ func reconnectParamsMatch(ctrl Controller, cfg ConnectionConfig) bool {
 	return true
 }
 
-// resolveTarget replaces a host name in traddr by its first address: the
-// kernel takes only literal addresses.
+func (k *kernelConnector) ResolveTarget(ctx context.Context, t Target) (Target, error) {
+	c, err := k.resolveTarget(ctx, Connection{Target: t})
+	return c.Target, err
+}
+
+// resolveTarget replaces a host name in traddr by its first address (the
+// kernel takes only literal addresses) and writes an address the way the
+// kernel prints it in sysfs, so matching compares like with like.
 func (k *kernelConnector) resolveTarget(ctx context.Context, c Connection) (Connection, error) {
 	host := c.Target.TrAddr
-	if host == "" || c.Target.IsIPAddress() {
+	if addr, err := netip.ParseAddr(host); err == nil {
+		c.Target.TrAddr = addr.Unmap().String()
+		return c, nil
+	}
+	if host == "" {
 		return c, nil
 	}
 	if err := validateTrAddr(KeyTrAddr, host, true); err != nil {

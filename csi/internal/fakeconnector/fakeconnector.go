@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -67,6 +69,8 @@ type Connector struct {
 	// latency is how long the simulated kernel takes to create a
 	// controller (a TCP connect and the fabrics handshake).
 	latency time.Duration
+	// hosts is the simulated DNS: host name to address.
+	hosts map[string]string
 }
 
 var _ nvme.Connector = (*Connector)(nil)
@@ -269,6 +273,32 @@ func (c *Connector) Connect(ctx context.Context, conn nvme.Connection) (nvme.Con
 	c.controllers[ctrl.Name] = &controller{Controller: ctrl, conn: conn}
 	c.connects++
 	return ctrl, nil
+}
+
+// SetHost makes the simulated resolver answer name with addr.
+func (c *Connector) SetHost(name, addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hosts == nil {
+		c.hosts = map[string]string{}
+	}
+	c.hosts[name] = addr
+}
+
+// ResolveTarget resolves a host name set with SetHost and writes addresses
+// in canonical form, as the kernel connector does.
+func (c *Connector) ResolveTarget(_ context.Context, t nvme.Target) (nvme.Target, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if addr, ok := c.hosts[t.TrAddr]; ok {
+		t.TrAddr = addr
+	}
+	a, err := netip.ParseAddr(t.TrAddr)
+	if err != nil {
+		return nvme.Target{}, fmt.Errorf("resolve target host %q: %w", t.TrAddr, &net.DNSError{Err: "no such host", Name: t.TrAddr, IsNotFound: true})
+	}
+	t.TrAddr = a.Unmap().String()
+	return t, nil
 }
 
 // Find returns the usable controller matching conn.

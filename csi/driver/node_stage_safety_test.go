@@ -1,0 +1,82 @@
+package driver_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+)
+
+// A traddr that is a host name must key the controller as sysfs will show
+// it (the resolved address): otherwise unstage cannot find the record that
+// says the plugin created it, and the controller leaks.
+func TestNodeStageResolvesHostNames(t *testing.T) {
+	e := newEnv(t)
+	e.fake.SetHost("array.example", "127.0.0.1")
+	byName := e.stageReq("by-name", testNQN, "1", mountCap("", rwo))
+	byName.VolumeContext["traddr"] = "array.example"
+	if _, err := e.drv.NodeStageVolume(context.Background(), byName); err != nil {
+		t.Fatal(err)
+	}
+	e.stage("by-address", testNQN, "2", mountCap("", rwo))
+	if n := e.controllers(); n != 1 {
+		t.Fatalf("%d controllers for one subsystem reached by name and by address, want 1", n)
+	}
+	e.unstage("by-name")
+	if n := e.controllers(); n != 1 {
+		t.Fatalf("unstaging one volume left %d controllers, want the shared one", n)
+	}
+	e.unstage("by-address")
+	if n := e.controllers(); n != 0 {
+		t.Fatalf("%d controllers left after the last unstage: the one created by name leaked", n)
+	}
+
+	unknown := e.stageReq("nowhere", testNQN, "1", mountCap("", rwo))
+	unknown.VolumeContext["traddr"] = "nowhere.example"
+	_, err := e.drv.NodeStageVolume(context.Background(), unknown)
+	wantCode(t, err, codes.FailedPrecondition)
+}
+
+// blkid says "nothing found" when it cannot read the device, so the blank
+// check must never run on a device that cannot be read right now.
+func TestNodeStageNeverFormatsAnUnreadableDevice(t *testing.T) {
+	t.Run("controller reconnecting", func(t *testing.T) {
+		e := newEnv(t)
+		e.stage("other", testNQN, "2", mountCap("", rwo)) // the controller exists
+		formats := e.exec.Ran("mkfs.ext4")
+		e.fake.SetDown(testNQN, true)
+		_, err := e.drv.NodeStageVolume(context.Background(), e.stageReq("vol", testNQN, "1", mountCap("", rwo)))
+		wantCode(t, err, codes.Unavailable)
+		if n := e.exec.Ran("mkfs.ext4"); n != formats {
+			t.Fatalf("mkfs ran while the controller was reconnecting")
+		}
+		if devs := e.mountedAt(e.path("staging", "vol")); len(devs) != 0 {
+			t.Fatalf("mounted %v while the controller was reconnecting", devs)
+		}
+	})
+	t.Run("device read fails", func(t *testing.T) {
+		e := newEnv(t)
+		e.stage("other", testNQN, "2", mountCap("", rwo)) // creates both device nodes
+		devs := e.mountedAt(e.path("staging", "other"))
+		if len(devs) != 1 || !strings.HasSuffix(devs[0], "n2") {
+			t.Fatalf("staged device %v, want one ending in n2", devs)
+		}
+		// Make namespace 1's node fail every read (EISDIR), as a device
+		// failing I/O does.
+		dev := strings.TrimSuffix(devs[0], "2") + "1"
+		if err := os.Remove(dev); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(dev, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		formats := e.exec.Ran("mkfs.ext4")
+		_, err := e.drv.NodeStageVolume(context.Background(), e.stageReq("vol", testNQN, "1", mountCap("", rwo)))
+		wantCode(t, err, codes.Unavailable)
+		if n := e.exec.Ran("mkfs.ext4"); n != formats {
+			t.Fatalf("mkfs ran on a device that could not be read")
+		}
+	})
+}
