@@ -287,8 +287,13 @@ func (d *Driver) unmountStaging(staging string) ([]string, error) {
 			devices = append(devices, dev)
 		}
 	}
-	if err := os.Remove(blockStagingFile(staging)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, status.Errorf(codes.Internal, "remove block staging file: %v", err)
+	// The block file is ours only in a plain directory: were a file system
+	// still mounted at staging (one the mount table did not show, say
+	// through a symlink), "block" could be a user's file on the volume.
+	if notMnt, err := d.cfg.Mounter.IsLikelyNotMountPoint(staging); err == nil && notMnt {
+		if err := os.Remove(blockStagingFile(staging)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, status.Errorf(codes.Internal, "remove block staging file: %v", err)
+		}
 	}
 	return devices, nil
 }

@@ -3,9 +3,11 @@ package driver_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 )
 
@@ -79,4 +81,31 @@ func TestNodeStageNeverFormatsAnUnreadableDevice(t *testing.T) {
 			t.Fatalf("mkfs ran on a device that could not be read")
 		}
 	})
+}
+
+// Unstage removes the block staging file it created, but never a file that
+// happens to be called "block" on a file system still mounted there.
+func TestNodeUnstageKeepsUserFilesCalledBlock(t *testing.T) {
+	e := newEnv(t)
+	real := e.path("real-staging")
+	if err := os.MkdirAll(real, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	userFile := filepath.Join(real, "block")
+	if err := os.WriteFile(userFile, []byte("a user's data"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The file system is mounted at the real path; the CO names the
+	// staging path through a symlink, which the mount table does not show.
+	if err := e.mounter.Mount("/dev/nvme0n1", real, "ext4", nil); err != nil {
+		t.Fatal(err)
+	}
+	staging := e.path("staging-link")
+	if err := os.Symlink(real, staging); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = e.drv.NodeUnstageVolume(context.Background(), &csi.NodeUnstageVolumeRequest{VolumeId: "vol", StagingTargetPath: staging})
+	if _, err := os.Stat(userFile); err != nil {
+		t.Fatalf("unstage removed a file called block on a mounted file system: %v", err)
+	}
 }
