@@ -7,6 +7,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +58,9 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 	unlock := sync.OnceFunc(d.targets.shared(key))
 	defer unlock()
 
+	if err := d.checkSharedConfig(id, key, conn.Config); err != nil {
+		return nil, err
+	}
 	ctrl, err := d.connect(ctx, log, key, conn)
 	if err != nil {
 		return nil, toStatus(err, fmt.Sprintf("connect %s at %s:%s", vol.Target.NQN, vol.Target.TrAddr, vol.Target.TrSvcID))
@@ -105,6 +110,41 @@ func (d *Driver) releaseAfterFailedStage(ctx context.Context, log hclog.Logger, 
 	if err := d.releaseController(ctx, log, ctrl); err != nil {
 		log.Warn("could not release the controller of a failed stage", "controller", ctrl.Name, "error", err)
 	}
+}
+
+// checkSharedConfig refuses a stage whose reconnection parameters differ
+// from those of the volumes already staged on the same controller. The
+// kernel keeps one set per controller, and volumes of one subsystem share
+// it: going ahead would silently change theirs (a ctrl_loss_tmo of 5 under
+// a volume that asked for -1 turns its file system read-only after a
+// 6-second outage).
+func (d *Driver) checkSharedConfig(id, key string, want nvme.ConnectionConfig) error {
+	vols, err := d.state.volumes()
+	if err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	var others []string
+	for _, v := range vols {
+		if v.Key == key && v.VolumeID != id && !slices.Contains(others, v.VolumeID) {
+			others = append(others, v.VolumeID)
+		}
+	}
+	if len(others) == 0 {
+		return nil
+	}
+	rec, ok, err := d.state.controller(key)
+	if err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	if !ok {
+		return nil
+	}
+	if diff := rec.Config.Diff(want); len(diff) > 0 {
+		return status.Errorf(codes.FailedPrecondition,
+			"volume %s shares its NVMe controller with staged volume(s) %s, and the kernel keeps one set of connection parameters per controller (staged -> requested): %s; give every volume of subsystem %s the same values",
+			id, strings.Join(others, ", "), strings.Join(diff, ", "), rec.Target.NQN)
+	}
+	return nil
 }
 
 // releaseTimeout bounds the clean-up of a failed stage, which runs even

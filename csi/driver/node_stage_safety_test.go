@@ -109,3 +109,30 @@ func TestNodeUnstageKeepsUserFilesCalledBlock(t *testing.T) {
 		t.Fatalf("unstage removed a file called block on a mounted file system: %v", err)
 	}
 }
+
+// Namespaces of one subsystem share a controller and its reconnection
+// parameters: a stage asking for others must not change them under the
+// volumes already staged.
+func TestNodeStageRefusesConflictingSharedConfig(t *testing.T) {
+	e := newEnv(t)
+	e.stage("first", testNQN, "1", mountCap("", rwo))
+	second := e.stageReq("second", testNQN, "2", mountCap("", rwo))
+	second.VolumeContext["ctrl_loss_tmo"] = "30"
+	_, err := e.drv.NodeStageVolume(context.Background(), second)
+	wantCode(t, err, codes.FailedPrecondition)
+	if msg := err.Error(); !strings.Contains(msg, "ctrl_loss_tmo -1 -> 30") || !strings.Contains(msg, "first") {
+		t.Errorf("message does not say which volume and setting conflict: %s", msg)
+	}
+	cs, err := e.fake.Controllers()
+	if err != nil || len(cs) != 1 || cs[0].CtrlLossTmo != -1 {
+		t.Fatalf("controllers after the refused stage: %+v (%v); want one, still ctrl_loss_tmo -1", cs, err)
+	}
+	// The same values are fine, and once the first volume is gone the
+	// second may bring its own.
+	e.stage("same", testNQN, "2", mountCap("", rwo))
+	e.unstage("same")
+	e.unstage("first")
+	if _, err := e.drv.NodeStageVolume(context.Background(), second); err != nil {
+		t.Fatalf("stage alone on the subsystem: %v", err)
+	}
+}

@@ -100,3 +100,33 @@ var (
 	queueSizeRange      = fmt.Sprintf("must be a queue depth from %d to %d", MinQueueSize, MaxQueueSize)
 	tosRange            = fmt.Sprintf("must be an IP type-of-service value from 0 to %d", MaxTOS)
 )
+
+// Diff lists the settings in which c and o differ, each as
+// "key c-value -> o-value" with "kernel default" for a setting left unset.
+// Nil when they are the same.
+func (c ConnectionConfig) Diff(o ConnectionConfig) []string {
+	mine := Volume{Config: c}.ToVolumeContext()
+	theirs := Volume{Config: o}.ToVolumeContext()
+	var out []string
+	for _, k := range connectionConfigKeys {
+		a, aok := mine[k]
+		b, bok := theirs[k]
+		if a == b && aok == bok {
+			continue
+		}
+		if !aok {
+			a = "kernel default"
+		}
+		if !bok {
+			b = "kernel default"
+		}
+		out = append(out, fmt.Sprintf("%s %s -> %s", k, a, b))
+	}
+	return out
+}
+
+// connectionConfigKeys are the volume-context keys of ConnectionConfig.
+var connectionConfigKeys = []string{
+	KeyCtrlLossTmo, KeyReconnectDelay, KeyKeepAliveTmo, KeyFastIOFailTmo,
+	KeyNrIOQueues, KeyQueueSize, KeyHdrDigest, KeyDataDigest, KeyTOS,
+}

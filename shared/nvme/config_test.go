@@ -146,3 +146,22 @@ func checkOneError(t *testing.T, err error, want string, related []string) {
 		t.Errorf("related = %v, want %v", fes[0].Related, related)
 	}
 }
+
+func TestConnectionConfigDiff(t *testing.T) {
+	a := DefaultConnectionConfig()
+	if d := a.Diff(DefaultConnectionConfig()); d != nil {
+		t.Fatalf("Diff of equal configs = %q", d)
+	}
+	b := DefaultConnectionConfig()
+	b.CtrlLossTmo, b.FastIOFailTmo, b.HdrDigest = 30, new(10), true
+	want := []string{"ctrl_loss_tmo -1 -> 30", "fast_io_fail_tmo kernel default -> 10", "hdr_digest kernel default -> true"}
+	if got := a.Diff(b); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("Diff = %q, want %q", got, want)
+	}
+	// Pointers to equal values are equal settings.
+	c, d := DefaultConnectionConfig(), DefaultConnectionConfig()
+	c.QueueSize, d.QueueSize = new(64), new(64)
+	if got := c.Diff(d); got != nil {
+		t.Fatalf("Diff of equal values behind different pointers = %q", got)
+	}
+}
