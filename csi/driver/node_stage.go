@@ -161,13 +161,18 @@ func (d *Driver) connect(ctx context.Context, log hclog.Logger, key string, conn
 		if err != nil {
 			return connectResult{err: err}
 		}
-		_, found, err := d.cfg.Connector.Find(conn)
+		existing, found, err := d.cfg.Connector.Find(conn)
 		if err != nil {
 			return connectResult{err: fmt.Errorf("look for a controller: %w", err)}
 		}
-		created := (haveRec && rec.Created) || !found
-		rec = controllerRecord{Key: key, Target: conn.Target, Config: conn.Config, Created: created}
-		if err := d.state.putController(rec); err != nil {
+		next := controllerRecord{Key: key, Target: conn.Target, Config: conn.Config}
+		switch {
+		case !found:
+			next.Created = true // written before the connect: see controllerRecord
+		case haveRec && rec.owns(existing):
+			next.Created, next.Name, next.CntlID = true, existing.Name, existing.CntlID
+		}
+		if err := d.state.putController(next); err != nil {
 			return connectResult{err: err}
 		}
 		ctrl, err := d.cfg.Connector.Connect(ctx, conn)
@@ -175,6 +180,10 @@ func (d *Driver) connect(ctx context.Context, log hclog.Logger, key string, conn
 			return connectResult{err: err}
 		}
 		if !found {
+			next.Name, next.CntlID = ctrl.Name, ctrl.CntlID
+			if err := d.state.putController(next); err != nil {
+				return connectResult{err: err}
+			}
 			log.Info("connected", "controller", ctrl.Name)
 		}
 		return connectResult{ctrl: ctrl}
@@ -396,7 +405,7 @@ func (d *Driver) releaseController(ctx context.Context, log hclog.Logger, ctrl n
 	if err != nil {
 		return status.Error(codes.Internal, err.Error())
 	}
-	if !ok || !rec.Created {
+	if !ok || !rec.owns(ctrl) {
 		log.Info("controller not created by this plugin; left connected", "controller", ctrl.Name)
 		return nil
 	}

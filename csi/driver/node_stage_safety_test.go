@@ -136,3 +136,26 @@ func TestNodeStageRefusesConflictingSharedConfig(t *testing.T) {
 		t.Fatalf("stage alone on the subsystem: %v", err)
 	}
 }
+
+// The plugin disconnects only the controller it created. When the kernel
+// has deleted that one (ctrl_loss_tmo) and someone else connected the
+// subsystem again, the new controller is theirs.
+func TestNodeUnstageLeavesAControllerSomeoneElseRecreated(t *testing.T) {
+	e := newEnv(t)
+	e.stage("vol", testNQN, "1", mountCap("", rwo))
+	cs, err := e.fake.Controllers()
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("controllers after stage: %v, %v", cs, err)
+	}
+	ctx := context.Background()
+	if err := e.fake.Disconnect(ctx, cs[0]); err != nil { // the kernel gave up on it
+		t.Fatal(err)
+	}
+	if _, err := e.fake.Connect(ctx, connection(testNQN)); err != nil { // an admin's nvme connect
+		t.Fatal(err)
+	}
+	e.unstage("vol")
+	if n := e.controllers(); n != 1 {
+		t.Fatalf("unstage left %d controllers; the admin's must stay connected", n)
+	}
+}

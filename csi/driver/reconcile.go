@@ -76,7 +76,7 @@ func (d *Driver) reconcileController(ctx context.Context, log hclog.Logger, rec 
 	if staged || len(users) > 0 {
 		return nil
 	}
-	if !rec.Created {
+	if !rec.owns(ctrl) {
 		log.Info("orphaned controller was not created by this plugin; left connected and forgotten", "controller", ctrl.Name)
 		return d.state.deleteController(rec.Key)
 	}

@@ -20,6 +20,21 @@ type controllerRecord struct {
 	Target  nvme.Target
 	Config  nvme.ConnectionConfig
 	Created bool
+	// Name and CntlID identify the controller the plugin created, once the
+	// kernel has said; empty when a kill came between the record and the
+	// kernel's answer.
+	Name   string
+	CntlID int
+}
+
+// owns reports whether ctrl is the controller this record says the plugin
+// created. A controller someone else connected after the kernel deleted
+// ours (ctrl_loss_tmo) has the same key but another name or cntlid.
+func (r controllerRecord) owns(ctrl nvme.Controller) bool {
+	if !r.Created {
+		return false
+	}
+	return r.Name == "" || (r.Name == ctrl.Name && r.CntlID == ctrl.CntlID)
 }
 
 // volumeRecord is a staged volume: which controller key serves it.
