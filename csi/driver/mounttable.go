@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	mount "k8s.io/mount-utils"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
 )
 
 // MountEntry is one mount: where, and which device (a /dev path for block
@@ -52,33 +54,11 @@ func (t ProcMountTable) Mounts() ([]MountEntry, error) {
 	}
 	out := make([]MountEntry, 0, len(infos))
 	for _, mi := range infos {
-		mi.MountPoint, mi.Source, mi.Root = unescapeMountInfo(mi.MountPoint), unescapeMountInfo(mi.Source), unescapeMountInfo(mi.Root)
+		mi.MountPoint, mi.Source, mi.Root = nvme.UnescapeMountInfo(mi.MountPoint), nvme.UnescapeMountInfo(mi.Source), nvme.UnescapeMountInfo(mi.Root)
 		out = append(out, MountEntry{Path: filepath.Clean(mi.MountPoint), Device: deviceOfMountInfo(mi, t.DevDir)})
 	}
 	return out, nil
 }
-
-// unescapeMountInfo undoes the kernel's octal escapes in mountinfo fields
-// (space, tab, newline and backslash become \040, \011, \012, \134),
-// which mount-utils leaves in place: a staging path with a space would
-// otherwise never match.
-func unescapeMountInfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
-			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
-			i += 3
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
 func deviceOfMountInfo(mi mount.MountInfo, devDir string) string {
 	if mi.FsType == "devtmpfs" && mi.Root != "/" && !strings.Contains(strings.TrimPrefix(mi.Root, "/"), "/") {

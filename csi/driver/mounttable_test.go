@@ -88,19 +88,3 @@ func TestIsNVMeDevice(t *testing.T) {
 		}
 	}
 }
-
-func TestUnescapeMountInfo(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{`/plain/path`, "/plain/path"},
-		{`/with\040space`, "/with space"},
-		{`/tab\011and\012newline`, "/tab\tand\nnewline"},
-		{`/back\134slash`, `/back\slash`},
-		{`/not\08octal`, `/not\08octal`},
-		{`/short\04`, `/short\04`},
-	}
-	for _, tt := range tests {
-		if got := unescapeMountInfo(tt.in); got != tt.want {
-			t.Errorf("unescapeMountInfo(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}

@@ -47,10 +47,12 @@ func (d *Driver) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolume
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	var paths []string
+	block := false
 	for _, r := range recs {
 		if req.GetStagingTargetPath() == "" || filepath.Clean(req.GetStagingTargetPath()) == filepath.Clean(r.StagingPath) {
 			paths = append(paths, stagedPath(r))
 		}
+		block = block || r.Block
 	}
 	if p := req.GetVolumePublishPath(); p != "" {
 		paths = append(paths, p)
@@ -58,7 +60,7 @@ func (d *Driver) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolume
 	health := &csi.VolumeHealth{VolumeId: id}
 	seen := map[string]bool{}
 	for _, p := range paths {
-		for _, e := range d.pathHealth(entries, p) {
+		for _, e := range d.pathHealth(entries, p, block) {
 			if k := e.GetStatus().String() + e.GetReason(); !seen[k] {
 				seen[k] = true
 				health.HealthStatuses = append(health.HealthStatuses, e)
@@ -76,13 +78,20 @@ func stagedPath(r volumeRecord) string {
 	return filepath.Clean(r.StagingPath)
 }
 
-func (d *Driver) pathHealth(entries []MountEntry, path string) []*csi.VolumeHealth_VolumeHealthEntry {
+// pathHealth reports on the volume mounted at path. A block volume's path
+// is a device node bound onto a file, with no file system to probe: only
+// its controller is asked about.
+func (d *Driver) pathHealth(entries []MountEntry, path string, block bool) []*csi.VolumeHealth_VolumeHealthEntry {
 	devs := mountsAt(entries, path)
 	if len(devs) == 0 {
 		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, reasonNotMounted,
 			fmt.Sprintf("nothing is mounted at %s: stage (or publish) the volume again", path))}
 	}
-	h, err := d.deviceHealth(devs[0], path)
+	fsPath := path
+	if block {
+		fsPath = ""
+	}
+	h, err := d.deviceHealth(devs[0], fsPath)
 	if err != nil {
 		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, reasonDeviceGone,
 			fmt.Sprintf("device %s mounted at %s is gone (its controller was deleted, e.g. after ctrl_loss_tmo): unstage and stage the volume again", devs[0], path))}
@@ -90,8 +99,9 @@ func (d *Driver) pathHealth(entries []MountEntry, path string) []*csi.VolumeHeal
 	return healthEntries(h)
 }
 
-// deviceHealth asks the connector about a mounted namespace device.
-func (d *Driver) deviceHealth(device, path string) (nvme.Health, error) {
+// deviceHealth asks the connector about a mounted namespace device and
+// the file system mounted at fsPath ("" for a block volume).
+func (d *Driver) deviceHealth(device, fsPath string) (nvme.Health, error) {
 	ns, ctrls, err := d.cfg.Connector.NamespaceOf(device)
 	if err != nil {
 		return nvme.Health{}, fmt.Errorf("device %s: %w", device, err)
@@ -99,7 +109,7 @@ func (d *Driver) deviceHealth(device, path string) (nvme.Health, error) {
 	if len(ctrls) == 0 {
 		return nvme.Health{}, fmt.Errorf("device %s has no controller", device)
 	}
-	h, err := d.cfg.Connector.Health(ctrls[0], ns, path)
+	h, err := d.cfg.Connector.Health(ctrls[0], ns, fsPath)
 	if err != nil {
 		return nvme.Health{Message: fmt.Sprintf("cannot read the health of %s: %v", device, err)}, nil
 	}

@@ -30,6 +30,12 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	if mode.block && (req.GetReadonly() || mode.readOnly) {
+		// The kernel enforces a read-only mount on files and directories
+		// reached through it, never on a device node: writes to the node
+		// go straight to the block device.
+		return nil, status.Error(codes.InvalidArgument, "a read-only bind mount does not stop writes to a device node; read-only block volumes are not supported")
+	}
 	if err := d.volumes.acquire(id); err != nil {
 		return nil, err
 	}
@@ -60,7 +66,7 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 
 	opts := []string{"bind"}
 	if req.GetReadonly() || mode.readOnly {
-		opts = append(opts, "ro")
+		opts = append(opts, "ro") // a file system only: read-only block is refused above
 	}
 	if mode.block {
 		if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -70,20 +71,33 @@ func (a Auth) Validate() error {
 }
 
 // ParseSecrets reads DH-HMAC-CHAP keys from CSI secrets. Keys are matched
-// like volume-context keys (snake_case, or camelCase); any other key is an
-// error that names the key but never its value.
+// like volume-context keys (snake_case, or camelCase); any other key, or one
+// key given twice (which one won would depend on map order), is an error
+// that names the key but never its value.
 func ParseSecrets(m map[string]string) (Auth, error) {
 	var a Auth
 	var errs FieldErrors
-	for k, v := range m {
+	// Sorted, so that errors come in the same order every time.
+	written := slices.Sorted(maps.Keys(m))
+	seen := make(map[string]string, len(m))
+	for _, k := range written {
+		var key string
+		var dst *Secret
 		switch strings.ToLower(strings.ReplaceAll(k, "_", "")) {
 		case "dhchapsecret":
-			a.HostSecret = Secret(v)
+			key, dst = KeyDHCHAPSecret, &a.HostSecret
 		case "dhchapctrlsecret":
-			a.CtrlSecret = Secret(v)
+			key, dst = KeyDHCHAPCtrlSecret, &a.CtrlSecret
 		default:
 			errs = append(errs, &FieldError{Key: k, Secret: true, Reason: "is not a known secret; known secrets: " + KeyDHCHAPSecret + ", " + KeyDHCHAPCtrlSecret})
+			continue
 		}
+		if first, dup := seen[key]; dup {
+			errs = append(errs, &FieldError{Key: key, Secret: true, Reason: fmt.Sprintf("is set twice, as %q and as %q; give it once", first, k)})
+			continue
+		}
+		seen[key] = k
+		*dst = Secret(m[k])
 	}
 	if len(errs) > 0 {
 		slices.SortFunc(errs, func(x, y *FieldError) int { return strings.Compare(x.Key, y.Key) })

@@ -6,7 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -14,7 +16,7 @@ import (
 // healthProbeTimeout bounds the write probe. A probe that does not finish
 // in time means the device is not answering (a controller reconnecting with
 // I/O queued): that is reported, and the probe's goroutine ends when the
-// file system lets it go.
+// file system lets it go; until then no other probe of that path starts.
 const healthProbeTimeout = 2 * time.Second
 
 // Health reads the controller's state and the file system's error state.
@@ -47,7 +49,10 @@ func (k *kernelConnector) Health(ctrl Controller, ns Namespace, mountPath string
 		}
 	}
 	if mountPath != "" {
-		ro, msg := probeWritable(mountPath)
+		ro, msg, err := mountProbes.check(mountPath)
+		if err != nil {
+			return Health{}, err
+		}
 		h.ReadOnly = ro
 		if msg != "" {
 			problems = append(problems, msg)
@@ -86,29 +91,132 @@ func (k *kernelConnector) fsErrors(disk string) (int, string, error) {
 	return n, "ext4", nil
 }
 
-// probeWritable creates and removes a file in dir. It returns whether the
-// file system refused the write as read-only, and a message for anything
-// that is not a clean success.
-func probeWritable(dir string) (bool, string) {
-	type result struct{ err error }
-	done := make(chan result, 1)
-	go func() { done <- result{writeProbe(dir)} }()
-	timer := time.NewTimer(healthProbeTimeout)
+// writeProber runs the write probe of mounted file systems, at most one
+// per path at a time: during an outage with ctrl_loss_tmo off the probe's
+// write blocks in the kernel for as long as the outage lasts, and a new
+// goroutine per monitor tick and per health call would pile up behind it.
+type writeProber struct {
+	mountInfo string // /proc/self/mountinfo: which mounts are read-only
+	write     func(dir string) error
+
+	mu      sync.Mutex
+	running map[string]*probeCall
+}
+
+// probeCall is one probe in flight; err is set before done is closed.
+type probeCall struct {
+	started time.Time
+	done    chan struct{}
+	err     error
+}
+
+// mountProbes is shared by every connector: a stuck probe is stuck for the
+// whole process.
+var mountProbes = newWriteProber("/proc/self/mountinfo", writeProbe)
+
+func newWriteProber(mountInfo string, write func(string) error) *writeProber {
+	return &writeProber{mountInfo: mountInfo, write: write, running: map[string]*probeCall{}}
+}
+
+// check creates and removes a file in dir. It returns whether the file
+// system refused the write as read-only, and a message for anything that
+// is not a clean success. A mount that is read-only by request (staged or
+// published ro) is not probed: its EROFS says nothing about its health.
+func (p *writeProber) check(dir string) (bool, string, error) {
+	ro, err := mountedReadOnly(p.mountInfo, dir)
+	if err != nil {
+		return false, "", err
+	}
+	if ro {
+		return false, "", nil
+	}
+	c, joined := p.start(dir)
+	// A caller joining a probe waits only for what is left of its time.
+	timer := time.NewTimer(time.Until(c.started.Add(healthProbeTimeout)))
 	defer timer.Stop()
 	select {
-	case r := <-done:
+	case <-c.done:
 		switch {
-		case r.err == nil:
-			return false, ""
-		case errors.Is(r.err, syscall.EROFS):
-			return true, fmt.Sprintf("the file system at %s is read-only (EROFS): it switched after an I/O error; unmount, fsck and mount again", dir)
+		case c.err == nil:
+			return false, "", nil
+		case errors.Is(c.err, syscall.EROFS):
+			return true, fmt.Sprintf("the file system at %s is read-only (EROFS): it switched after an I/O error; unmount, fsck and mount again", dir), nil
 		default:
-			return false, fmt.Sprintf("write probe at %s failed: %v", dir, r.err)
+			return false, fmt.Sprintf("write probe at %s failed: %v", dir, c.err), nil
 		}
 	case <-timer.C:
-		return false, fmt.Sprintf("write probe at %s did not finish within %s: the device is not answering I/O", dir, healthProbeTimeout)
+		if joined {
+			return false, fmt.Sprintf("write probe at %s still pending since %s: the device is not answering I/O", dir, c.started.Format(time.RFC3339)), nil
+		}
+		return false, fmt.Sprintf("write probe at %s did not finish within %s: the device is not answering I/O", dir, healthProbeTimeout), nil
 	}
 }
+
+// start returns the probe in flight at dir, or starts one. joined tells
+// that the probe was already running.
+func (p *writeProber) start(dir string) (c *probeCall, joined bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.running[dir]; ok {
+		return c, true
+	}
+	c = &probeCall{started: time.Now(), done: make(chan struct{})}
+	p.running[dir] = c
+	go func() {
+		c.err = p.write(dir)
+		p.mu.Lock()
+		delete(p.running, dir)
+		p.mu.Unlock()
+		close(c.done)
+	}()
+	return c, false
+}
+
+// mountedReadOnly reports whether the topmost mount at dir is read-only by
+// its own options in a mountinfo file. The per-mount options are what
+// mount -o ro and a read-only bind set; the super block's options (after
+// the " - ") also turn ro when ext4 gives up after errors, which is
+// exactly what the probe is there to report. A dir that is no mount point
+// is not read-only.
+func mountedReadOnly(mountInfo, dir string) (bool, error) {
+	data, err := os.ReadFile(mountInfo)
+	if err != nil {
+		return false, fmt.Errorf("read mount options of %s: %w", dir, err)
+	}
+	dir = filepath.Clean(dir)
+	ro := false
+	for line := range strings.Lines(string(data)) {
+		// id parent major:minor root mount-point mount-options ...
+		fields := strings.Fields(line)
+		if len(fields) < 6 || UnescapeMountInfo(fields[4]) != dir {
+			continue
+		}
+		ro = slices.Contains(strings.Split(fields[5], ","), "ro")
+	}
+	return ro, nil
+}
+
+// UnescapeMountInfo undoes the kernel's octal escapes of space, tab,
+// newline and backslash (\040, \011, \012, \134) in a mountinfo field;
+// mount-utils leaves them in place, so a path with a space would never
+// match without it.
+func UnescapeMountInfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && isOctalDigit(s[i+1]) && isOctalDigit(s[i+2]) && isOctalDigit(s[i+3]) {
+			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isOctalDigit(c byte) bool { return c >= '0' && c <= '7' }
 
 // writeProbe creates, writes and removes a small hidden file. It does not
 // fsync: that would wait for a reconnecting controller for as long as it

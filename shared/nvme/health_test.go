@@ -2,10 +2,16 @@ package nvme
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
 func TestHealth(t *testing.T) {
@@ -66,12 +72,158 @@ func TestHealth(t *testing.T) {
 	}
 }
 
-func TestProbeWritableReportsFailure(t *testing.T) {
-	missing := filepath.Join(t.TempDir(), "not-mounted")
-	ro, msg := probeWritable(missing)
-	if ro || !strings.Contains(msg, "write probe at "+missing+" failed") {
-		t.Errorf("probeWritable(missing dir) = %v, %q", ro, msg)
+func TestMountedReadOnly(t *testing.T) {
+	const info = "testdata/mountinfo"
+	tests := []struct {
+		name string
+		dir  string
+		want bool
+	}{
+		{name: "staged read-write", dir: "/var/nomad/client/csi/staging/nvmeof/vol-rw", want: false},
+		{name: "staged read-only", dir: "/var/nomad/client/csi/staging/nvmeof/vol-ro/", want: true},
+		{name: "published read-only bind of a read-write stage", dir: "/var/nomad/client/csi/per-alloc/a1/vol-rw/rw-file-system-single-node-reader-only", want: true},
+		{name: "ext4 turned read-only after errors is still probed", dir: "/var/nomad/client/csi/staging/nvmeof/vol-err", want: false},
+		{name: "escaped mount point", dir: "/var/nomad/client/csi/staging/nvmeof/with space", want: true},
+		{name: "topmost of stacked mounts", dir: "/mnt/stacked", want: false},
+		{name: "not a mount point", dir: "/var/nomad/client/csi/staging/nvmeof", want: false},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := mountedReadOnly(info, tt.dir)
+			if err != nil || got != tt.want {
+				t.Errorf("mountedReadOnly(%q) = %v, %v; want %v", tt.dir, got, err, tt.want)
+			}
+		})
+	}
+	if _, err := mountedReadOnly(filepath.Join(t.TempDir(), "missing"), "/"); err == nil {
+		t.Error("an unreadable mountinfo gave no error")
+	}
+}
+
+func TestWriteProberCheck(t *testing.T) {
+	const info = "testdata/mountinfo"
+	missing := filepath.Join(t.TempDir(), "not-mounted")
+	tests := []struct {
+		name       string
+		dir        string
+		write      func(string) error
+		wantProbes int
+		wantRO     bool
+		wantText   string // "" means healthy
+	}{
+		{name: "writable", dir: t.TempDir(), write: writeProbe, wantProbes: 1},
+		{name: "turned read-only", dir: "/var/nomad/client/csi/staging/nvmeof/vol-err", wantProbes: 1, wantRO: true,
+			write:    func(string) error { return fmt.Errorf("create probe file: %w", syscall.EROFS) },
+			wantText: "is read-only (EROFS)"},
+		{name: "fails", dir: missing, write: writeProbe, wantProbes: 1, wantText: "write probe at " + missing + " failed"},
+		{name: "staged read-only is not probed", dir: "/var/nomad/client/csi/staging/nvmeof/vol-ro",
+			write: func(string) error { return fmt.Errorf("create probe file: %w", syscall.EROFS) }},
+		{name: "published read-only is not probed", dir: "/var/nomad/client/csi/per-alloc/a1/vol-rw/rw-file-system-single-node-reader-only",
+			write: func(string) error { return fmt.Errorf("create probe file: %w", syscall.EROFS) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var probes atomic.Int32
+			p := newWriteProber(info, func(dir string) error {
+				probes.Add(1)
+				return tt.write(dir)
+			})
+			ro, msg, err := p.check(tt.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int(probes.Load()) != tt.wantProbes || ro != tt.wantRO || (msg == "") != (tt.wantText == "") || !strings.Contains(msg, tt.wantText) {
+				t.Errorf("check = %v, %q after %d probe(s); want %v, %q after %d", ro, msg, probes.Load(), tt.wantRO, tt.wantText, tt.wantProbes)
+			}
+			if left, _ := filepath.Glob(filepath.Join(tt.dir, ".nvmeof-health-*")); len(left) != 0 {
+				t.Errorf("the write probe left %v behind", left)
+			}
+		})
+	}
+}
+
+// A write stuck in the kernel (ctrl_loss_tmo off, target down) must hold
+// one goroutine per path, not one per monitor tick and health call.
+func TestWriteProberOneProbeInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		release := make(chan struct{})
+		unblock := sync.OnceFunc(func() { close(release) })
+		defer unblock() // a failed check must not leave the bubble stuck
+		var probes atomic.Int32
+		p := newWriteProber("testdata/mountinfo", func(string) error {
+			probes.Add(1)
+			<-release
+			return nil
+		})
+		started := time.Now()
+
+		_, msg, err := p.check(dir)
+		if err != nil || !strings.Contains(msg, "did not finish within 2s") {
+			t.Fatalf("first check = %q, %v; want a timeout", msg, err)
+		}
+		for range 3 {
+			before := time.Now()
+			_, msg, err = p.check(dir)
+			want := "write probe at " + dir + " still pending since " + started.Format(time.RFC3339)
+			if err != nil || !strings.HasPrefix(msg, want) {
+				t.Fatalf("check while stuck = %q, %v; want %q", msg, err, want)
+			}
+			if waited := time.Since(before); waited != 0 {
+				t.Errorf("check while stuck waited %s, want an answer at once", waited)
+			}
+		}
+		if n := probes.Load(); n != 1 {
+			t.Fatalf("%d probes started while one was stuck, want 1", n)
+		}
+
+		unblock()
+		synctest.Wait()
+		if _, msg, err = p.check(dir); err != nil || msg != "" {
+			t.Errorf("check after the device answered = %q, %v; want healthy", msg, err)
+		}
+		if n := probes.Load(); n != 2 {
+			t.Errorf("%d probes in all, want a new one once the stuck one ended", n)
+		}
+	})
+}
+
+// Callers that arrive while a healthy probe is running share its result
+// instead of being told it is pending.
+func TestWriteProberJoinsRunningProbe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		entered, release := make(chan struct{}), make(chan struct{})
+		var probes atomic.Int32
+		p := newWriteProber("testdata/mountinfo", func(string) error {
+			if probes.Add(1) == 1 {
+				close(entered)
+			}
+			<-release
+			return nil
+		})
+		msgs := make(chan string, 2)
+		call := func() {
+			_, msg, err := p.check(dir)
+			if err != nil {
+				msg = err.Error()
+			}
+			msgs <- msg
+		}
+		go call()
+		<-entered
+		go call() // arrives while the first caller's probe runs
+		synctest.Wait()
+		close(release)
+		for range 2 {
+			if msg := <-msgs; msg != "" {
+				t.Errorf("caller got %q, want healthy", msg)
+			}
+		}
+		if n := probes.Load(); n != 1 {
+			t.Errorf("%d probes for two concurrent callers, want 1", n)
+		}
+	})
 }
 
 func TestCheckFabricsSupport(t *testing.T) {
@@ -122,5 +274,21 @@ func TestCheckFabricsSupport(t *testing.T) {
 func TestNewConnectorRejectsUnknownBackend(t *testing.T) {
 	if _, err := NewConnector(ConnectorConfig{Backend: "iscsi"}); err == nil || !strings.Contains(err.Error(), "fabrics, nvme-cli") {
 		t.Errorf("error = %v, want one listing the backends", err)
+	}
+}
+
+func TestUnescapeMountInfo(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`/plain/path`, "/plain/path"},
+		{`/with\040space`, "/with space"},
+		{`/tab\011and\012newline`, "/tab\tand\nnewline"},
+		{`/back\134slash`, `/back\slash`},
+		{`/not\08octal`, `/not\08octal`},
+		{`/short\04`, `/short\04`},
+	}
+	for _, tt := range tests {
+		if got := UnescapeMountInfo(tt.in); got != tt.want {
+			t.Errorf("UnescapeMountInfo(%q) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }
