@@ -5,7 +5,7 @@ import (
 	"errors"
 	"sync"
 
-	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // connectGroup runs one connect per subsystem (target + host) at a time and
@@ -22,7 +22,7 @@ type connectCall struct {
 }
 
 type connectResult struct {
-	ctrl nvme.Controller
+	ctrl kernel.Controller
 	err  error
 }
 

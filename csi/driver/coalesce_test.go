@@ -8,7 +8,7 @@ import (
 	"testing"
 	"testing/synctest"
 
-	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // blockingRun is a connect that waits for release (or its caller's
@@ -42,7 +42,7 @@ func TestConnectGroupSharesOneRun(t *testing.T) {
 		name   string
 		result connectResult
 	}{
-		{"a controller", connectResult{ctrl: nvme.Controller{Name: "nvme3"}}},
+		{"a controller", connectResult{ctrl: kernel.Controller{Name: "nvme3"}}},
 		{"an error", connectResult{err: errors.New("target refused the host")}},
 	}
 	for _, tt := range tests {
@@ -78,7 +78,7 @@ func TestConnectGroupSharesOneRun(t *testing.T) {
 func TestConnectGroupDoesNotShareARunWhoseCallerLeft(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g := newConnectGroup()
-		run := newBlockingRun(connectResult{ctrl: nvme.Controller{Name: "nvme0"}})
+		run := newBlockingRun(connectResult{ctrl: kernel.Controller{Name: "nvme0"}})
 		leaverCtx, leave := context.WithCancel(t.Context())
 		var leaver, waiter connectResult
 		var wg sync.WaitGroup
@@ -105,7 +105,7 @@ func TestConnectGroupDoesNotShareARunWhoseCallerLeft(t *testing.T) {
 func TestConnectGroupWaiterLeaves(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g := newConnectGroup()
-		run := newBlockingRun(connectResult{ctrl: nvme.Controller{Name: "nvme0"}})
+		run := newBlockingRun(connectResult{ctrl: kernel.Controller{Name: "nvme0"}})
 		var first, left connectResult
 		var wg sync.WaitGroup
 		wg.Go(func() { first = g.do(t.Context(), "key", run.fn) })
@@ -129,8 +129,8 @@ func TestConnectGroupWaiterLeaves(t *testing.T) {
 func TestConnectGroupKeysRunApart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g := newConnectGroup()
-		a := newBlockingRun(connectResult{ctrl: nvme.Controller{Name: "nvme0"}})
-		b := newBlockingRun(connectResult{ctrl: nvme.Controller{Name: "nvme1"}})
+		a := newBlockingRun(connectResult{ctrl: kernel.Controller{Name: "nvme0"}})
+		b := newBlockingRun(connectResult{ctrl: kernel.Controller{Name: "nvme1"}})
 		var wg sync.WaitGroup
 		wg.Go(func() { g.do(t.Context(), "a", a.fn) })
 		wg.Go(func() { g.do(t.Context(), "b", b.fn) })
@@ -146,7 +146,7 @@ func TestConnectGroupKeysRunApart(t *testing.T) {
 
 func TestConnectGroupKeepsNoResult(t *testing.T) {
 	g := newConnectGroup()
-	run := newBlockingRun(connectResult{ctrl: nvme.Controller{Name: "nvme0"}})
+	run := newBlockingRun(connectResult{ctrl: kernel.Controller{Name: "nvme0"}})
 	close(run.release)
 	for range 2 {
 		if r := g.do(t.Context(), "key", run.fn); r.ctrl.Name != "nvme0" {

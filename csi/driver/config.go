@@ -9,6 +9,7 @@ import (
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // DefaultDriverName is the CSI driver name the plugin reports.
@@ -27,7 +28,7 @@ type Config struct {
 	// MaxVolumes is max_volumes_per_node; 0 means no limit.
 	MaxVolumes int64
 
-	Connector nvme.Connector
+	Connector kernel.Connector
 	Mounter   mount.Interface
 	Exec      utilexec.Interface
 	// MountTable reads which device is mounted where; nil reads the

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 	"github.com/nvmeof/nvmeof/shared/retry"
 )
 
@@ -32,11 +33,11 @@ func codeOf(err error) codes.Code {
 		return codes.DeadlineExceeded
 	case errors.Is(err, nvme.ErrInvalid):
 		return codes.InvalidArgument
-	case errors.Is(err, nvme.ErrFabricsUnavailable):
+	case errors.Is(err, kernel.ErrFabricsUnavailable):
 		// The node lacks nvme-tcp: nothing about the volume is missing, and
 		// NotFound would tell the CO that it is.
 		return codes.FailedPrecondition
-	case errors.Is(err, nvme.ErrControllerGone):
+	case errors.Is(err, kernel.ErrControllerGone):
 		// The kernel deleted the controller under us (a lost target, a
 		// concurrent disconnect): the next try connects again.
 		return codes.Unavailable

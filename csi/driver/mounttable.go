@@ -7,7 +7,7 @@ import (
 
 	mount "k8s.io/mount-utils"
 
-	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // MountEntry is one mount: where, and which device (a /dev path for block
@@ -54,7 +54,7 @@ func (t ProcMountTable) Mounts() ([]MountEntry, error) {
 	}
 	out := make([]MountEntry, 0, len(infos))
 	for _, mi := range infos {
-		mi.MountPoint, mi.Source, mi.Root = nvme.UnescapeMountInfo(mi.MountPoint), nvme.UnescapeMountInfo(mi.Source), nvme.UnescapeMountInfo(mi.Root)
+		mi.MountPoint, mi.Source, mi.Root = kernel.UnescapeMountInfo(mi.MountPoint), kernel.UnescapeMountInfo(mi.Source), kernel.UnescapeMountInfo(mi.Root)
 		out = append(out, MountEntry{Path: filepath.Clean(mi.MountPoint), Device: deviceOfMountInfo(mi, t.DevDir)})
 	}
 	return out, nil

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // Reasons of health entries: CamelCase, for machines and short displays.
@@ -101,27 +101,27 @@ func (d *Driver) pathHealth(entries []MountEntry, path string, block bool) []*cs
 
 // deviceHealth asks the connector about a mounted namespace device and
 // the file system mounted at fsPath ("" for a block volume).
-func (d *Driver) deviceHealth(device, fsPath string) (nvme.Health, error) {
+func (d *Driver) deviceHealth(device, fsPath string) (kernel.Health, error) {
 	ns, ctrls, err := d.cfg.Connector.NamespaceOf(device)
 	if err != nil {
-		return nvme.Health{}, fmt.Errorf("device %s: %w", device, err)
+		return kernel.Health{}, fmt.Errorf("device %s: %w", device, err)
 	}
 	if len(ctrls) == 0 {
-		return nvme.Health{}, fmt.Errorf("device %s has no controller", device)
+		return kernel.Health{}, fmt.Errorf("device %s has no controller", device)
 	}
 	h, err := d.cfg.Connector.Health(ctrls[0], ns, fsPath)
 	if err != nil {
-		return nvme.Health{Message: fmt.Sprintf("cannot read the health of %s: %v", device, err)}, nil
+		return kernel.Health{Message: fmt.Sprintf("cannot read the health of %s: %v", device, err)}, nil
 	}
 	return h, nil
 }
 
-func healthEntries(h nvme.Health) []*csi.VolumeHealth_VolumeHealthEntry {
+func healthEntries(h kernel.Health) []*csi.VolumeHealth_VolumeHealthEntry {
 	if h.Healthy() {
 		return nil
 	}
 	switch {
-	case h.ControllerState != nvme.StateLive && h.ControllerState != "":
+	case h.ControllerState != kernel.StateLive && h.ControllerState != "":
 		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, reasonControllerDown, h.Message)}
 	case h.ControllerState == "":
 		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, reasonDeviceGone, h.Message)}
@@ -148,7 +148,7 @@ func (d *Driver) NodeGetStorageHealth(ctx context.Context, _ *csi.NodeGetStorage
 	// One entry for all: the spec allows one per (status, reason).
 	var down []string
 	for _, c := range ctrls {
-		if c.State != nvme.StateLive {
+		if c.State != kernel.StateLive {
 			down = append(down, fmt.Sprintf("controller %s to %s at %s:%s is %s", c.Name, c.Subsystem, c.TrAddr, c.TrSvcID, c.State))
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // NodeStageVolume connects the subsystem, finds the namespace, and mounts
@@ -104,7 +105,7 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 // uuid) must not leave a controller behind that no unstage will ever
 // release. The stage's own error is what the caller needs, so a failure
 // here is only logged.
-func (d *Driver) releaseAfterFailedStage(ctx context.Context, log hclog.Logger, ctrl nvme.Controller) {
+func (d *Driver) releaseAfterFailedStage(ctx context.Context, log hclog.Logger, ctrl kernel.Controller) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
 	if err := d.releaseController(ctx, log, ctrl); err != nil {
@@ -155,7 +156,7 @@ const releaseTimeout = 30 * time.Second
 // one subsystem into a single connect. Before a connect that creates a
 // controller, a record says so, so that a plugin killed right after the
 // kernel made it still owns it on restart.
-func (d *Driver) connect(ctx context.Context, log hclog.Logger, key string, conn nvme.Connection) (nvme.Controller, error) {
+func (d *Driver) connect(ctx context.Context, log hclog.Logger, key string, conn nvme.Connection) (kernel.Controller, error) {
 	res := d.connects.do(ctx, key, func(ctx context.Context) connectResult {
 		rec, haveRec, err := d.state.controller(key)
 		if err != nil {
@@ -196,12 +197,12 @@ func (d *Driver) connect(ctx context.Context, log hclog.Logger, key string, conn
 // that cannot be read at this moment (a controller reconnecting, I/O failed
 // by fast_io_fail_tmo) would look blank and be formatted. The controller
 // must be live and the device's first blocks must read.
-func (d *Driver) ensureReadable(conn nvme.Connection, ns nvme.Namespace) error {
+func (d *Driver) ensureReadable(conn nvme.Connection, ns kernel.Namespace) error {
 	ctrl, found, err := d.cfg.Connector.Find(conn)
 	if err != nil {
 		return toStatus(err, "look up the controller of "+ns.DevicePath)
 	}
-	if !found || ctrl.State != nvme.StateLive {
+	if !found || ctrl.State != kernel.StateLive {
 		return status.Errorf(codes.Unavailable, "the controller of %s is %q, not live: not deciding whether the device is blank until it is", ns.DevicePath, ctrl.State)
 	}
 	f, err := os.Open(ns.DevicePath)
@@ -219,7 +220,7 @@ func (d *Driver) ensureReadable(conn nvme.Connection, ns nvme.Namespace) error {
 // signatures (ext4 at 1 KiB, xfs at 0, GPT at 512 B).
 const firstBlocks = 64 << 10
 
-func (d *Driver) stageFilesystem(ns nvme.Namespace, staging string, mode volumeMode) error {
+func (d *Driver) stageFilesystem(ns kernel.Namespace, staging string, mode volumeMode) error {
 	entries, err := d.mounts.Mounts()
 	if err != nil {
 		return status.Error(codes.Internal, err.Error())
@@ -244,7 +245,7 @@ func (d *Driver) stageFilesystem(ns nvme.Namespace, staging string, mode volumeM
 	return nil
 }
 
-func (d *Driver) stageBlock(ns nvme.Namespace, staging string) error {
+func (d *Driver) stageBlock(ns kernel.Namespace, staging string) error {
 	file := blockStagingFile(staging)
 	entries, err := d.mounts.Mounts()
 	if err != nil {
@@ -350,8 +351,8 @@ func (d *Driver) unmountStaging(staging string) ([]string, error) {
 // controllersOfVolume finds the controllers that served a volume: through
 // its devices when they still exist, else through its state record (an
 // unstage retried after the unmount, or after the device vanished).
-func (d *Driver) controllersOfVolume(id, staging string, devices []string) ([]nvme.Controller, error) {
-	byName := map[string]nvme.Controller{}
+func (d *Driver) controllersOfVolume(id, staging string, devices []string) ([]kernel.Controller, error) {
+	byName := map[string]kernel.Controller{}
 	for _, dev := range devices {
 		if !isNVMeDevice(dev) {
 			continue
@@ -379,7 +380,7 @@ func (d *Driver) controllersOfVolume(id, staging string, devices []string) ([]nv
 			}
 		}
 	}
-	out := make([]nvme.Controller, 0, len(byName))
+	out := make([]kernel.Controller, 0, len(byName))
 	for _, c := range byName {
 		out = append(out, c)
 	}
@@ -389,7 +390,7 @@ func (d *Driver) controllersOfVolume(id, staging string, devices []string) ([]nv
 // releaseController disconnects ctrl when the plugin created it and no
 // mount on this node uses any of its namespaces; the decision reads the
 // mount table and sysfs under the target's exclusive lock.
-func (d *Driver) releaseController(ctx context.Context, log hclog.Logger, ctrl nvme.Controller) error {
+func (d *Driver) releaseController(ctx context.Context, log hclog.Logger, ctrl kernel.Controller) error {
 	key := controllerKey(ctrl)
 	unlock := d.targets.exclusive(key)
 	defer unlock()
@@ -421,7 +422,7 @@ func (d *Driver) releaseController(ctx context.Context, log hclog.Logger, ctrl n
 
 // mountsUsing lists the mount paths whose device is a namespace reached
 // through ctrl.
-func (d *Driver) mountsUsing(ctrl nvme.Controller) ([]string, error) {
+func (d *Driver) mountsUsing(ctrl kernel.Controller) ([]string, error) {
 	entries, err := d.mounts.Mounts()
 	if err != nil {
 		return nil, err

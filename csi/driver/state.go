@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // controllerRecord is a controller a stage asked for. Created says the
@@ -30,7 +31,7 @@ type controllerRecord struct {
 // owns reports whether ctrl is the controller this record says the plugin
 // created. A controller someone else connected after the kernel deleted
 // ours (ctrl_loss_tmo) has the same key but another name or cntlid.
-func (r controllerRecord) owns(ctrl nvme.Controller) bool {
+func (r controllerRecord) owns(ctrl kernel.Controller) bool {
 	if !r.Created {
 		return false
 	}

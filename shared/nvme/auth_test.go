@@ -1,6 +1,8 @@
 package nvme
 
 import (
+	"github.com/nvmeof/nvmeof/shared/nvme/nvmetest"
+
 	"bytes"
 	"errors"
 	"strings"
@@ -8,8 +10,8 @@ import (
 )
 
 func TestParseSecretsRejectsSettingGivenTwice(t *testing.T) {
-	keyA := dhchapKeyFor(bytes.Repeat([]byte{1}, 32))
-	keyB := dhchapKeyFor(bytes.Repeat([]byte{2}, 32))
+	keyA := nvmetest.DHCHAPKey(bytes.Repeat([]byte{1}, 32))
+	keyB := nvmetest.DHCHAPKey(bytes.Repeat([]byte{2}, 32))
 	tests := []struct {
 		name    string
 		m       map[string]string

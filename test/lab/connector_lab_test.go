@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 	"github.com/nvmeof/nvmeof/shared/retry"
 	"github.com/nvmeof/nvmeof/test/lab/labtarget"
 )
@@ -55,10 +56,10 @@ func (b *lockedBuffer) take() []map[string]any {
 	return out
 }
 
-func newLabConnector(t *testing.T) (nvme.Connector, *lockedBuffer) {
+func newLabConnector(t *testing.T) (kernel.Connector, *lockedBuffer) {
 	t.Helper()
 	logs := &lockedBuffer{}
-	c, err := nvme.NewConnector(nvme.ConnectorConfig{
+	c, err := kernel.NewConnector(kernel.ConnectorConfig{
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "lab", Level: hclog.Debug, JSONFormat: true, Output: logs}),
 	})
 	if err != nil {
@@ -77,7 +78,7 @@ func labConnection(nqn string) nvme.Connection {
 }
 
 // connectForTest connects and disconnects again when the test ends.
-func connectForTest(t *testing.T, c nvme.Connector, conn nvme.Connection) nvme.Controller {
+func connectForTest(t *testing.T, c kernel.Connector, conn nvme.Connection) kernel.Controller {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -95,7 +96,7 @@ func connectForTest(t *testing.T, c nvme.Connector, conn nvme.Connection) nvme.C
 	return ctrl
 }
 
-func ctrlSysfs(t *testing.T, ctrl nvme.Controller, attr string) string {
+func ctrlSysfs(t *testing.T, ctrl kernel.Controller, attr string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("/sys/class/nvme", ctrl.Name, attr))
 	if err != nil {
@@ -105,7 +106,7 @@ func ctrlSysfs(t *testing.T, ctrl nvme.Controller, attr string) string {
 }
 
 // controllersOf lists the usable controllers of subsystem nqn.
-func controllersOf(t *testing.T, c nvme.Connector, nqn string) []string {
+func controllersOf(t *testing.T, c kernel.Connector, nqn string) []string {
 	t.Helper()
 	all, err := c.Controllers()
 	if err != nil {
@@ -120,7 +121,7 @@ func controllersOf(t *testing.T, c nvme.Connector, nqn string) []string {
 	return names
 }
 
-func resolveForTest(t *testing.T, c nvme.Connector, ctrl nvme.Controller, sel nvme.NamespaceSelector) nvme.Namespace {
+func resolveForTest(t *testing.T, c kernel.Connector, ctrl kernel.Controller, sel nvme.NamespaceSelector) kernel.Namespace {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -209,7 +210,7 @@ func TestConnectorAdopts(t *testing.T) {
 	got := controllersOf(t, c, labtarget.SubsystemTwo)
 	t.Cleanup(func() {
 		for _, n := range got {
-			if err := c.Disconnect(context.Background(), nvme.Controller{Name: n, Subsystem: labtarget.SubsystemTwo}); err != nil {
+			if err := c.Disconnect(context.Background(), kernel.Controller{Name: n, Subsystem: labtarget.SubsystemTwo}); err != nil {
 				t.Errorf("Disconnect(%s): %v", n, err)
 			}
 		}
@@ -254,7 +255,7 @@ func TestConnectorResolve(t *testing.T) {
 	if ns1.DevicePath == ns2.DevicePath {
 		t.Errorf("both namespaces resolved to %s", ns1.DevicePath)
 	}
-	for _, ns := range []nvme.Namespace{ns1, ns2} {
+	for _, ns := range []kernel.Namespace{ns1, ns2} {
 		if st, err := os.Stat(ns.DevicePath); err != nil || st.Mode()&os.ModeDevice == 0 {
 			t.Errorf("%s: %v, mode %v; want a block device", ns.DevicePath, err, st.Mode())
 		}
@@ -266,7 +267,7 @@ func TestConnectorResolve(t *testing.T) {
 
 	start := time.Now()
 	_, err := c.Resolve(t.Context(), ctrl, nvme.NamespaceSelector{NSID: 1, UUID: labtarget.OneNS2UUID})
-	if !errors.Is(err, nvme.ErrNamespaceMismatch) || !strings.Contains(err.Error(), labtarget.OneNS1UUID) || !strings.Contains(err.Error(), labtarget.OneNS2UUID) {
+	if !errors.Is(err, kernel.ErrNamespaceMismatch) || !strings.Contains(err.Error(), labtarget.OneNS1UUID) || !strings.Contains(err.Error(), labtarget.OneNS2UUID) {
 		t.Errorf("wrong uuid: error = %v, want a mismatch naming both uuids", err)
 	}
 	if took := time.Since(start); took > time.Second {

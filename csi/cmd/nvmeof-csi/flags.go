@@ -15,6 +15,7 @@ import (
 
 	"github.com/nvmeof/nvmeof/csi/driver"
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 type options struct {
@@ -70,7 +71,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.endpoint == "" {
 		errs = append(errs, errors.New("--endpoint (or CSI_ENDPOINT) is required"))
 	}
-	if o.connector != nvme.BackendFabrics && o.connector != nvme.BackendNVMeCLI {
+	if o.connector != kernel.BackendFabrics && o.connector != kernel.BackendNVMeCLI {
 		errs = append(errs, fmt.Errorf("--connector %q must be fabrics or nvme-cli", o.connector))
 	}
 	if hclog.LevelFromString(o.logLevel) == hclog.NoLevel {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/nvmeof/nvmeof/csi/driver"
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // drainTimeout bounds how long SIGTERM waits for calls in flight.
@@ -61,7 +62,7 @@ func serve(opts options, logger hclog.Logger) error {
 	if nodeID == "" {
 		nodeID = host.NQN
 	}
-	conn, err := nvme.NewConnector(nvme.ConnectorConfig{SysfsRoot: "/sys", DevRoot: "/dev", Backend: opts.connector, Logger: logger})
+	conn, err := kernel.NewConnector(kernel.ConnectorConfig{SysfsRoot: "/sys", DevRoot: "/dev", Backend: opts.connector, Logger: logger})
 	if err != nil {
 		return fmt.Errorf("connector: %w", err)
 	}

@@ -1,6 +1,8 @@
-package nvme
+package kernel
 
 import (
+	"github.com/nvmeof/nvmeof/shared/nvme"
+
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +19,7 @@ import (
 // repeated every ResolvePoll until it succeeds, fails for good, or ctx
 // ends. An identity mismatch is final at once: it is the wrong namespace,
 // and waiting cannot make it the right one.
-func (k *kernelConnector) Resolve(ctx context.Context, ctrl Controller, sel NamespaceSelector) (Namespace, error) {
+func (k *kernelConnector) Resolve(ctx context.Context, ctrl Controller, sel nvme.NamespaceSelector) (Namespace, error) {
 	sel, err := normalizeSelector(sel)
 	if err != nil {
 		return Namespace{}, fmt.Errorf("resolve namespace on %s: %w", ctrl.Name, err)
@@ -44,19 +46,19 @@ func (k *kernelConnector) Resolve(ctx context.Context, ctrl Controller, sel Name
 }
 
 // normalizeSelector validates sel and brings uuid and nguid to canonical form.
-func normalizeSelector(sel NamespaceSelector) (NamespaceSelector, error) {
+func normalizeSelector(sel nvme.NamespaceSelector) (nvme.NamespaceSelector, error) {
 	if err := sel.Validate(); err != nil {
-		return NamespaceSelector{}, err
+		return nvme.NamespaceSelector{}, err
 	}
 	var err error
 	if sel.UUID != "" {
-		if sel.UUID, err = NormalizeUUID(sel.UUID); err != nil {
-			return NamespaceSelector{}, err
+		if sel.UUID, err = nvme.NormalizeUUID(sel.UUID); err != nil {
+			return nvme.NamespaceSelector{}, err
 		}
 	}
 	if sel.NGUID != "" {
-		if sel.NGUID, err = NormalizeNGUID(sel.NGUID); err != nil {
-			return NamespaceSelector{}, err
+		if sel.NGUID, err = nvme.NormalizeNGUID(sel.NGUID); err != nil {
+			return nvme.NamespaceSelector{}, err
 		}
 	}
 	return sel, nil
@@ -65,7 +67,7 @@ func normalizeSelector(sel NamespaceSelector) (NamespaceSelector, error) {
 // lookupNamespace is one look for sel among ctrl's namespaces: the head
 // disks of its subsystem (native multipath) and its own disks (without).
 // Disk names are read, never derived from controller numbers.
-func (k *kernelConnector) lookupNamespace(ctrl Controller, sel NamespaceSelector) (Namespace, bool, error) {
+func (k *kernelConnector) lookupNamespace(ctrl Controller, sel nvme.NamespaceSelector) (Namespace, bool, error) {
 	ctrlDir := k.sys.controllerDir(ctrl.Name)
 	entries, err := readDirNames(ctrlDir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -120,7 +122,7 @@ func (k *kernelConnector) lookupNamespace(ctrl Controller, sel NamespaceSelector
 // matchDisk reads the disk at dir and checks it against sel. A disk whose
 // attributes vanish while being read is being removed: no match. The disk
 // counts as found only once its /dev node exists.
-func (k *kernelConnector) matchDisk(dir, name, nqn string, sel NamespaceSelector) (Namespace, bool, error) {
+func (k *kernelConnector) matchDisk(dir, name, nqn string, sel nvme.NamespaceSelector) (Namespace, bool, error) {
 	if sel.NSID != 0 {
 		// The nsid alone rules out the other disks: one read each.
 		nsid, err := readAttr(dir, "nsid")
@@ -188,7 +190,7 @@ func (k *kernelConnector) readNamespace(dir, name, nqn string) (Namespace, error
 // selectorMatches tells whether ns is the namespace sel picks. A namespace
 // found by nsid (or by uuid) whose other identity differs from sel is an
 // ErrNamespaceMismatch naming both values.
-func selectorMatches(ns Namespace, sel NamespaceSelector) (bool, error) {
+func selectorMatches(ns Namespace, sel nvme.NamespaceSelector) (bool, error) {
 	switch {
 	case sel.NSID != 0:
 		if ns.NSID != sel.NSID {

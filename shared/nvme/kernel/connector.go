@@ -1,6 +1,8 @@
-package nvme
+package kernel
 
 import (
+	"github.com/nvmeof/nvmeof/shared/nvme"
+
 	"context"
 	"time"
 )
@@ -83,22 +85,22 @@ type Connector interface {
 	// (subsystem, transport, address, host identity, source) is adopted
 	// and its reconnection parameters brought to c.Config; otherwise a new
 	// one is created. Transient failures are retried until ctx ends.
-	Connect(ctx context.Context, c Connection) (Controller, error)
+	Connect(ctx context.Context, c nvme.Connection) (Controller, error)
 	// ResolveTarget returns t with TrAddr as the kernel will show it: a
 	// host name resolved to one address, an address in canonical form.
 	// Callers that key state by target use the result, so that what they
 	// record matches what sysfs says later.
-	ResolveTarget(ctx context.Context, t Target) (Target, error)
+	ResolveTarget(ctx context.Context, t nvme.Target) (nvme.Target, error)
 	// Find returns the usable controller matching c, if there is one.
-	Find(c Connection) (Controller, bool, error)
+	Find(c nvme.Connection) (Controller, bool, error)
 	// Resolve waits (bounded by ctx) for the namespace sel picks on the
 	// controller's subsystem to appear, and verifies its identity.
-	Resolve(ctx context.Context, ctrl Controller, sel NamespaceSelector) (Namespace, error)
+	Resolve(ctx context.Context, ctrl Controller, sel nvme.NamespaceSelector) (Namespace, error)
 	// Disconnect deletes the controller; one already gone is success.
 	Disconnect(ctx context.Context, ctrl Controller) error
 	// UpdateReconnectParams writes cfg's reconnection parameters to a live
 	// controller through sysfs and reads them back.
-	UpdateReconnectParams(ctrl Controller, cfg ConnectionConfig) error
+	UpdateReconnectParams(ctrl Controller, cfg nvme.ConnectionConfig) error
 	// Controllers lists every NVMe controller on the host.
 	Controllers() ([]Controller, error)
 	// NamespaceOf maps a block device (a name such as nvme1n2, or a /dev

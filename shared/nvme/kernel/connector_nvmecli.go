@@ -1,6 +1,8 @@
-package nvme
+package kernel
 
 import (
+	"github.com/nvmeof/nvmeof/shared/nvme"
+
 	"context"
 	"fmt"
 	"strings"
@@ -16,7 +18,7 @@ type nvmeCLIBackend struct {
 	sys  sysfs
 }
 
-func (b *nvmeCLIBackend) create(ctx context.Context, c Connection) (string, error) {
+func (b *nvmeCLIBackend) create(ctx context.Context, c nvme.Connection) (string, error) {
 	args, err := c.BuildConnectArgs()
 	if err != nil {
 		return "", err

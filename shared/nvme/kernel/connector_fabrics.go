@@ -1,6 +1,8 @@
-package nvme
+package kernel
 
 import (
+	"github.com/nvmeof/nvmeof/shared/nvme"
+
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +20,7 @@ import (
 type controllerCreator interface {
 	// create returns the new controller's name (nvmeN). An error matching
 	// syscall.EALREADY means the kernel already has a matching controller.
-	create(ctx context.Context, c Connection) (string, error)
+	create(ctx context.Context, c nvme.Connection) (string, error)
 }
 
 // fabricsDevice is the open /dev/nvme-fabrics.
@@ -58,7 +60,7 @@ type fabricsResult struct {
 // cannot be interrupted; when ctx ends first, create returns at once and
 // the goroutine closes the descriptor when the kernel lets go. The channel
 // is buffered, so the goroutine never waits for a reader that left.
-func (f *fabricsBackend) create(ctx context.Context, c Connection) (string, error) {
+func (f *fabricsBackend) create(ctx context.Context, c nvme.Connection) (string, error) {
 	opts, err := c.FabricsOptions()
 	if err != nil {
 		return "", err

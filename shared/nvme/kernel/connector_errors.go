@@ -1,6 +1,8 @@
-package nvme
+package kernel
 
 import (
+	"github.com/nvmeof/nvmeof/shared/nvme"
+
 	"errors"
 	"fmt"
 	"syscall"
@@ -63,7 +65,7 @@ func (e *connectError) Permanent() bool {
 
 // newConnectError explains err (from the write to /dev/nvme-fabrics) for c.
 // Secrets never reach the text: only names and addresses do.
-func newConnectError(c Connection, err error) *connectError {
+func newConnectError(c nvme.Connection, err error) *connectError {
 	t := c.Target
 	e := &connectError{target: fmt.Sprintf("subsystem %q at %s:%s", t.NQN, t.TrAddr, t.TrSvcID), err: err}
 	switch {
@@ -72,7 +74,7 @@ func newConnectError(c Connection, err error) *connectError {
 			"or the kernel refused the options (host NQN known here with another host ID than %q? an option this kernel lacks?)",
 			c.Host.NQN, c.Host.ID)
 	case errors.Is(err, syscall.EIO):
-		// Linux 6.1 turns the target's "Connect Invalid Host" status into
+		// Linux 6.1 turns the target's "Connect Invalid nvme.Host" status into
 		// EIO; the kernel log names the status.
 		e.hint = fmt.Sprintf("the target refused host %q (not in the subsystem's allowed hosts?), "+
 			"or it has no such subsystem; the kernel log names the NVMe status", c.Host.NQN)

@@ -1,6 +1,8 @@
-package nvme
+package kernel
 
 import (
+	"github.com/nvmeof/nvmeof/shared/nvme"
+
 	"context"
 	"errors"
 	"net/netip"
@@ -21,11 +23,11 @@ const (
 // waiting.
 var fastBackoff = wait.Backoff{Duration: time.Microsecond, Factor: 1, Steps: 4}
 
-func connectionTo(nqn string) Connection {
-	return Connection{
-		Host:   Host{NQN: testHostNQN, ID: testHostID},
-		Target: Target{Transport: TransportTCP, TrAddr: "127.0.0.1", TrSvcID: DefaultTrSvcID, NQN: nqn},
-		Config: DefaultConnectionConfig(),
+func connectionTo(nqn string) nvme.Connection {
+	return nvme.Connection{
+		Host:   nvme.Host{NQN: testHostNQN, ID: testHostID},
+		Target: nvme.Target{Transport: nvme.TransportTCP, TrAddr: "127.0.0.1", TrSvcID: nvme.DefaultTrSvcID, NQN: nqn},
+		Config: nvme.DefaultConnectionConfig(),
 	}
 }
 
@@ -136,7 +138,7 @@ func TestConnectEALREADYAdoptsTheOtherConnect(t *testing.T) {
 func TestConnectErrors(t *testing.T) {
 	tests := []struct {
 		name       string
-		conn       func() Connection
+		conn       func() nvme.Connection
 		failures   []error
 		wantErrno  error
 		wantErr    error
@@ -151,15 +153,15 @@ func TestConnectErrors(t *testing.T) {
 		{name: "target error status is not retried", failures: []error{syscall.EIO},
 			wantErrno: syscall.EIO, wantText: "allowed hosts", wantWrites: 1},
 		{name: "injection in the NQN never reaches the kernel",
-			conn: func() Connection { return connectionTo(nqnOne + ",ctrl_loss_tmo=0") }, wantErr: ErrInvalid, wantText: "must not contain ','"},
+			conn: func() nvme.Connection { return connectionTo(nqnOne + ",ctrl_loss_tmo=0") }, wantErr: nvme.ErrInvalid, wantText: "must not contain ','"},
 		{name: "injection in the host NQN never reaches the kernel",
-			conn: func() Connection {
+			conn: func() nvme.Connection {
 				c := connectionTo(nqnOne)
 				c.Host.NQN += "\nctrl_loss_tmo=0"
 				return c
-			}, wantErr: ErrInvalid, wantText: "newline"},
+			}, wantErr: nvme.ErrInvalid, wantText: "newline"},
 		{name: "unknown host name",
-			conn: func() Connection {
+			conn: func() nvme.Connection {
 				c := connectionTo(nqnOne)
 				c.Target.TrAddr = "nowhere.example"
 				return c
@@ -292,19 +294,19 @@ func TestUpdateReconnectParams(t *testing.T) {
 	four := 4
 	tests := []struct {
 		name     string
-		cfg      ConnectionConfig
+		cfg      nvme.ConnectionConfig
 		wantErr  error
 		wantText string
 		want     map[string]string
 	}{
-		{name: "forever", cfg: ConnectionConfig{CtrlLossTmo: -1, ReconnectDelay: 2},
+		{name: "forever", cfg: nvme.ConnectionConfig{CtrlLossTmo: -1, ReconnectDelay: 2},
 			want: map[string]string{"reconnect_delay": "2", "ctrl_loss_tmo": "-1", "fast_io_fail_tmo": "off"}},
-		{name: "finite with fast fail", cfg: ConnectionConfig{CtrlLossTmo: 10, ReconnectDelay: 5, FastIOFailTmo: &four},
+		{name: "finite with fast fail", cfg: nvme.ConnectionConfig{CtrlLossTmo: 10, ReconnectDelay: 5, FastIOFailTmo: &four},
 			want: map[string]string{"reconnect_delay": "5", "ctrl_loss_tmo": "10", "fast_io_fail_tmo": "4"}},
 		// The kernel would read 6 back; a value that stays 5 means
 		// something rewrote it.
-		{name: "read-back differs", cfg: ConnectionConfig{CtrlLossTmo: 5, ReconnectDelay: 2}, wantText: "reads reconnect_delay=2 ctrl_loss_tmo=5"},
-		{name: "invalid is refused", cfg: ConnectionConfig{CtrlLossTmo: -1, ReconnectDelay: 0}, wantErr: ErrInvalid},
+		{name: "read-back differs", cfg: nvme.ConnectionConfig{CtrlLossTmo: 5, ReconnectDelay: 2}, wantText: "reads reconnect_delay=2 ctrl_loss_tmo=5"},
+		{name: "invalid is refused", cfg: nvme.ConnectionConfig{CtrlLossTmo: -1, ReconnectDelay: 0}, wantErr: nvme.ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -332,7 +334,7 @@ func TestUpdateReconnectParams(t *testing.T) {
 	t.Run("gone", func(t *testing.T) {
 		fx := newSysfsFixture(t)
 		k := newTestConnector(t, fx, newFakeFabrics(fx))
-		err := k.UpdateReconnectParams(Controller{Name: "nvme3", Subsystem: nqnOne}, DefaultConnectionConfig())
+		err := k.UpdateReconnectParams(Controller{Name: "nvme3", Subsystem: nqnOne}, nvme.DefaultConnectionConfig())
 		if !errors.Is(err, ErrControllerGone) {
 			t.Errorf("error = %v, want ErrControllerGone", err)
 		}

@@ -1,6 +1,8 @@
-package nvme
+package kernel
 
 import (
+	"github.com/nvmeof/nvmeof/shared/nvme"
+
 	"context"
 	"errors"
 	"fmt"
@@ -34,9 +36,9 @@ var _ Connector = (*kernelConnector)(nil)
 // lookupTimeout bounds the host name lookup of Find, which has no context.
 const lookupTimeout = 10 * time.Second
 
-func (k *kernelConnector) Connect(ctx context.Context, c Connection) (Controller, error) {
+func (k *kernelConnector) Connect(ctx context.Context, c nvme.Connection) (Controller, error) {
 	// Checked before the name lookup too, so a bad NQN costs no DNS query.
-	if err := c.Target.Validate(NQNFreeForm); err != nil {
+	if err := c.Target.Validate(nvme.NQNFreeForm); err != nil {
 		return Controller{}, fmt.Errorf("connect to subsystem %q: %w", c.Target.NQN, err)
 	}
 	c, err := k.resolveTarget(ctx, c)
@@ -64,7 +66,7 @@ func (k *kernelConnector) Connect(ctx context.Context, c Connection) (Controller
 }
 
 // connectOnce adopts a matching controller or creates one.
-func (k *kernelConnector) connectOnce(ctx context.Context, c Connection) (Controller, error) {
+func (k *kernelConnector) connectOnce(ctx context.Context, c nvme.Connection) (Controller, error) {
 	if ctrl, found, err := findController(k.sys, c); err != nil {
 		return Controller{}, err
 	} else if found {
@@ -101,7 +103,7 @@ func (k *kernelConnector) connectOnce(ctx context.Context, c Connection) (Contro
 }
 
 // adopt brings an existing controller's reconnection parameters to cfg.
-func (k *kernelConnector) adopt(ctrl Controller, cfg ConnectionConfig) (Controller, error) {
+func (k *kernelConnector) adopt(ctrl Controller, cfg nvme.ConnectionConfig) (Controller, error) {
 	k.log.Debug("adopting controller", "controller", ctrl.Name, "nqn", ctrl.Subsystem, "state", ctrl.State)
 	if reconnectParamsMatch(ctrl, cfg) {
 		return ctrl, nil
@@ -112,7 +114,7 @@ func (k *kernelConnector) adopt(ctrl Controller, cfg ConnectionConfig) (Controll
 	return k.readBack(ctrl, cfg)
 }
 
-func (k *kernelConnector) Find(c Connection) (Controller, bool, error) {
+func (k *kernelConnector) Find(c nvme.Connection) (Controller, bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
 	defer cancel()
 	c, err := k.resolveTarget(ctx, c)
@@ -155,7 +157,7 @@ func (k *kernelConnector) Disconnect(ctx context.Context, ctrl Controller) error
 	return nil
 }
 
-func (k *kernelConnector) UpdateReconnectParams(ctrl Controller, cfg ConnectionConfig) error {
+func (k *kernelConnector) UpdateReconnectParams(ctrl Controller, cfg nvme.ConnectionConfig) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("update %s: %w", ctrl.Name, err)
 	}
@@ -185,7 +187,7 @@ func (k *kernelConnector) currentController(ctrl Controller) (Controller, error)
 // writeReconnectParams writes reconnect_delay first: the kernel turns
 // ctrl_loss_tmo into a number of attempts using the delay in force when
 // ctrl_loss_tmo is written.
-func (k *kernelConnector) writeReconnectParams(ctrl Controller, cfg ConnectionConfig) error {
+func (k *kernelConnector) writeReconnectParams(ctrl Controller, cfg nvme.ConnectionConfig) error {
 	dir := k.sys.controllerDir(ctrl.Name)
 	writes := []struct{ attr, value string }{
 		{"reconnect_delay", fmt.Sprint(cfg.ReconnectDelay)},
@@ -208,7 +210,7 @@ func (k *kernelConnector) writeReconnectParams(ctrl Controller, cfg ConnectionCo
 
 // readBack checks that the kernel holds what was written: a udev rule may
 // rewrite ctrl_loss_tmo behind our back.
-func (k *kernelConnector) readBack(ctrl Controller, cfg ConnectionConfig) (Controller, error) {
+func (k *kernelConnector) readBack(ctrl Controller, cfg nvme.ConnectionConfig) (Controller, error) {
 	cur, err := k.sys.controller(ctrl.Name)
 	if err != nil {
 		return Controller{}, err
@@ -231,7 +233,7 @@ func optionalTimeout(p *int) string {
 
 // reconnectParamsMatch compares what sysfs shows with cfg, the kernel's
 // rounding of ctrl_loss_tmo included.
-func reconnectParamsMatch(ctrl Controller, cfg ConnectionConfig) bool {
+func reconnectParamsMatch(ctrl Controller, cfg nvme.ConnectionConfig) bool {
 	if ctrl.ReconnectDelay != cfg.ReconnectDelay || ctrl.CtrlLossTmo != expectedCtrlLossTmo(cfg.CtrlLossTmo, cfg.ReconnectDelay) {
 		return false
 	}
@@ -245,15 +247,15 @@ func reconnectParamsMatch(ctrl Controller, cfg ConnectionConfig) bool {
 	return true
 }
 
-func (k *kernelConnector) ResolveTarget(ctx context.Context, t Target) (Target, error) {
-	c, err := k.resolveTarget(ctx, Connection{Target: t})
+func (k *kernelConnector) ResolveTarget(ctx context.Context, t nvme.Target) (nvme.Target, error) {
+	c, err := k.resolveTarget(ctx, nvme.Connection{Target: t})
 	return c.Target, err
 }
 
 // resolveTarget replaces a host name in traddr by its first address (the
 // kernel takes only literal addresses) and writes an address the way the
 // kernel prints it in sysfs, so matching compares like with like.
-func (k *kernelConnector) resolveTarget(ctx context.Context, c Connection) (Connection, error) {
+func (k *kernelConnector) resolveTarget(ctx context.Context, c nvme.Connection) (nvme.Connection, error) {
 	host := c.Target.TrAddr
 	if addr, err := netip.ParseAddr(host); err == nil {
 		c.Target.TrAddr = addr.Unmap().String()
@@ -262,15 +264,15 @@ func (k *kernelConnector) resolveTarget(ctx context.Context, c Connection) (Conn
 	if host == "" {
 		return c, nil
 	}
-	if err := validateTrAddr(KeyTrAddr, host, true); err != nil {
-		return Connection{}, fmt.Errorf("connect to subsystem %q: %w", c.Target.NQN, err)
+	if err := c.Target.Validate(nvme.NQNFreeForm); err != nil {
+		return nvme.Connection{}, fmt.Errorf("resolve target host %q: %w", host, err)
 	}
 	addrs, err := k.lookupHost(ctx, host)
 	if err != nil {
-		return Connection{}, fmt.Errorf("resolve target host %q: %w", host, err)
+		return nvme.Connection{}, fmt.Errorf("resolve target host %q: %w", host, err)
 	}
 	if len(addrs) == 0 {
-		return Connection{}, fmt.Errorf("resolve target host %q: no addresses", host)
+		return nvme.Connection{}, fmt.Errorf("resolve target host %q: no addresses", host)
 	}
 	c.Target.TrAddr = addrs[0].Unmap().String()
 	k.log.Debug("resolved target host", "host", host, "traddr", c.Target.TrAddr)
@@ -279,7 +281,7 @@ func (k *kernelConnector) resolveTarget(ctx context.Context, c Connection) (Conn
 
 // findController returns the usable controller matching c, preferring a
 // live one, then the lowest instance.
-func findController(sys sysfs, c Connection) (Controller, bool, error) {
+func findController(sys sysfs, c nvme.Connection) (Controller, bool, error) {
 	all, err := sys.controllersOf(c.Target.NQN)
 	if err != nil {
 		return Controller{}, false, err
@@ -299,7 +301,7 @@ func findController(sys sysfs, c Connection) (Controller, bool, error) {
 
 // controllerMatches applies the kernel's own duplicate rule: the same
 // subsystem, transport, address, host identity and source.
-func controllerMatches(ctrl Controller, c Connection) bool {
+func controllerMatches(ctrl Controller, c nvme.Connection) bool {
 	t := c.Target
 	return ctrl.Subsystem == t.NQN &&
 		ctrl.Transport == t.Transport &&
