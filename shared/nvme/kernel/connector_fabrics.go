@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strconv"
 	"time"
 
@@ -23,13 +22,10 @@ type controllerCreator interface {
 	create(ctx context.Context, c nvme.Connection) (string, error)
 }
 
-// fabricsDevice is the open /dev/nvme-fabrics.
-type fabricsDevice interface {
-	io.ReadWriteCloser
-}
-
-func openFabricsDevice(path string) (fabricsDevice, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+// openFabrics opens /dev/nvme-fabrics through open, saying what a missing
+// device means.
+func openFabrics(open func(string) (io.ReadWriteCloser, error), path string) (io.ReadWriteCloser, error) {
+	f, err := open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %w (load the modules with `modprobe nvme-tcp`)", ErrFabricsUnavailable, err)
 	}
@@ -44,7 +40,7 @@ func openFabricsDevice(path string) (fabricsDevice, error) {
 // same descriptor.
 type fabricsBackend struct {
 	path string
-	open func(path string) (fabricsDevice, error)
+	open func(path string) (io.ReadWriteCloser, error)
 	log  hclog.Logger
 }
 
@@ -103,7 +99,7 @@ func (f *fabricsBackend) create(ctx context.Context, c nvme.Connection) (string,
 // holds DH-HMAC-CHAP secrets when there are any: it never reaches an error.
 func (f *fabricsBackend) connectOnce(opts string) fabricsResult {
 	start := time.Now()
-	dev, err := f.open(f.path)
+	dev, err := openFabrics(f.open, f.path)
 	if err != nil {
 		return fabricsResult{err: err}
 	}

@@ -144,7 +144,7 @@ func (k *kernelConnector) Disconnect(ctx context.Context, ctrl Controller) error
 	// Deleting waits for the controller's teardown in the kernel; like the
 	// connect write it cannot be interrupted, so ctx only bounds our wait.
 	done := make(chan error, 1)
-	go func() { done <- writeAttr(k.sys.controllerDir(ctrl.Name), "delete_controller", "1") }()
+	go func() { done <- k.sys.writeAttr(k.sys.controllerDir(ctrl.Name), "delete_controller", "1") }()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -197,7 +197,7 @@ func (k *kernelConnector) writeReconnectParams(ctrl Controller, cfg nvme.Connect
 		writes = append(writes, struct{ attr, value string }{"fast_io_fail_tmo", formatTimeout(*cfg.FastIOFailTmo)})
 	}
 	for _, w := range writes {
-		if err := writeAttr(dir, w.attr, w.value); err != nil {
+		if err := k.sys.writeAttr(dir, w.attr, w.value); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("tune %s: %w", ctrl.Name, ErrControllerGone)
 			}
