@@ -31,6 +31,16 @@ func connectionTo(nqn string) nvme.Connection {
 	}
 }
 
+// valid validates c for the connector, failing the test when it is not.
+func valid(tb testing.TB, c nvme.Connection) nvme.ValidConnection {
+	tb.Helper()
+	v, err := c.Valid()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return v
+}
+
 // newTestConnector is a fabrics connector on fx whose /dev/nvme-fabrics is
 // the fake kernel.
 func newTestConnector(t *testing.T, fx *sysfsFixture, fake *fakeFabrics) *kernelConnector {
@@ -55,7 +65,7 @@ func TestConnectCreates(t *testing.T) {
 	fake := newFakeFabrics(fx)
 	k := newTestConnector(t, fx, fake)
 
-	ctrl, err := k.Connect(t.Context(), connectionTo(nqnOne))
+	ctrl, err := k.Connect(t.Context(), valid(t, connectionTo(nqnOne)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +110,7 @@ func TestConnectAdopts(t *testing.T) {
 			fake := newFakeFabrics(fx)
 			k := newTestConnector(t, fx, fake)
 
-			ctrl, err := k.Connect(t.Context(), connectionTo(nqnOne))
+			ctrl, err := k.Connect(t.Context(), valid(t, connectionTo(nqnOne)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,7 +136,7 @@ func TestConnectEALREADYAdoptsTheOtherConnect(t *testing.T) {
 	}
 	k := newTestConnector(t, fx, fake)
 
-	ctrl, err := k.Connect(t.Context(), connectionTo(nqnOne))
+	ctrl, err := k.Connect(t.Context(), valid(t, connectionTo(nqnOne)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,12 +170,12 @@ func TestConnectErrors(t *testing.T) {
 				c.Host.NQN += "\nctrl_loss_tmo=0"
 				return c
 			}, wantErr: nvme.ErrInvalid, wantText: "newline"},
-		{name: "unknown host name",
+		{name: "a host name must be resolved first",
 			conn: func() nvme.Connection {
 				c := connectionTo(nqnOne)
 				c.Target.TrAddr = "nowhere.example"
 				return c
-			}, wantText: `resolve target host "nowhere.example"`},
+			}, wantErr: nvme.ErrInvalid, wantText: "resolve it before connecting"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -177,7 +187,12 @@ func TestConnectErrors(t *testing.T) {
 			if tt.conn != nil {
 				conn = tt.conn()
 			}
-			_, err := k.Connect(t.Context(), conn)
+			// The connector takes only validated connections: a value that
+			// would inject an option is refused before anything is sent.
+			vc, err := conn.Valid()
+			if err == nil {
+				_, err = k.Connect(t.Context(), vc)
+			}
 			if got := fake.writeCount(); got != tt.wantWrites {
 				t.Errorf("%d writes to the kernel, want %d", got, tt.wantWrites)
 			}
@@ -204,16 +219,20 @@ func TestConnectResolvesHostName(t *testing.T) {
 	k := newTestConnector(t, fx, fake)
 	conn := connectionTo(nqnOne)
 	conn.Target.TrAddr = "target.example"
-
-	ctrl, err := k.Connect(t.Context(), conn)
+	target, err := k.ResolveTarget(t.Context(), conn.Target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Target = target
+	ctrl, err := k.Connect(t.Context(), valid(t, conn))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(fake.writes[0], ",traddr=127.0.0.1,") || ctrl.TrAddr != "127.0.0.1" {
 		t.Errorf("wrote %q, controller traddr %q; want the resolved 127.0.0.1", fake.writes[0], ctrl.TrAddr)
 	}
-	// Find resolves the same way and finds what Connect made.
-	found, ok, err := k.Find(conn)
+	// Find finds what Connect made.
+	found, ok, err := k.Find(valid(t, conn))
 	if err != nil || !ok || found.Name != ctrl.Name {
 		t.Errorf("Find = %s, %v, %v; want %s", found.Name, ok, err, ctrl.Name)
 	}
@@ -230,15 +249,16 @@ func TestConnectCancelledDuringWriteClosesLater(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
 	go func() {
-		_, err := k.Connect(ctx, connectionTo(nqnOne))
+		_, err := k.Connect(ctx, valid(t, connectionTo(nqnOne)))
 		errc <- err
 	}()
 	<-fake.writeStarted
 	cancel()
+	var inflight *InFlightError
 	select {
 	case err := <-errc:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("error = %v, want context.Canceled", err)
+		if !errors.Is(err, context.Canceled) || !errors.As(err, &inflight) {
+			t.Fatalf("error = %v, want context.Canceled and an *InFlightError", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Connect did not return after its context was cancelled")
@@ -253,6 +273,14 @@ func TestConnectCancelledDuringWriteClosesLater(t *testing.T) {
 	case <-fake.closed:
 	case <-time.After(5 * time.Second):
 		t.Fatal("device never closed after the write returned: descriptor leak")
+	}
+	// Whoever asked learns what the kernel finally made.
+	ctrl, err := inflight.Wait(t.Context())
+	if err != nil || ctrl.Name != "nvme0" || ctrl.Subsystem != nqnOne {
+		t.Fatalf("Wait = %+v, %v; want the new controller nvme0", ctrl, err)
+	}
+	if again, err := inflight.Wait(t.Context()); err != nil || again.Name != ctrl.Name {
+		t.Errorf("second Wait = %s, %v; want %s", again.Name, err, ctrl.Name)
 	}
 }
 

@@ -82,7 +82,7 @@ func TestNVMeCLIBackend(t *testing.T) {
 			}
 			conn := connectionTo(nqnOne)
 			conn.Auth = tt.auth
-			ctrl, err := c.Connect(t.Context(), conn)
+			ctrl, err := c.Connect(t.Context(), valid(t, conn))
 			if len(cli.calls) != tt.wantCalls {
 				t.Errorf("nvme ran %d times, want %d", len(cli.calls), tt.wantCalls)
 			}
@@ -121,7 +121,7 @@ func TestNVMeCLIBackendRefusesZeroTimeouts(t *testing.T) {
 	}
 	conn := connectionTo(nqnOne)
 	conn.Config.CtrlLossTmo = 0
-	if _, err := c.Connect(t.Context(), conn); !errors.Is(err, nvme.ErrInvalid) || len(cli.calls) != 0 {
+	if _, err := c.Connect(t.Context(), valid(t, conn)); !errors.Is(err, nvme.ErrInvalid) || len(cli.calls) != 0 {
 		t.Errorf("error = %v after %d runs, want nvme.ErrInvalid before running nvme", err, len(cli.calls))
 	}
 }
