@@ -1,10 +1,10 @@
 package kernel
 
 import (
-	"github.com/nvmeof/nvmeof/shared/nvme"
-
 	"context"
 	"time"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
 )
 
 // Controller is one kernel NVMe controller, /sys/class/nvme/<Name>, as

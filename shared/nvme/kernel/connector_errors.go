@@ -2,11 +2,11 @@ package kernel
 
 import (
 	"context"
-	"github.com/nvmeof/nvmeof/shared/nvme"
-
 	"errors"
 	"fmt"
 	"syscall"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
 )
 
 // Errors of the connector, matched with errors.Is.

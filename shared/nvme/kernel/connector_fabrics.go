@@ -1,8 +1,6 @@
 package kernel
 
 import (
-	"github.com/nvmeof/nvmeof/shared/nvme"
-
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
 )
 
 // controllerCreator asks the kernel for a new controller; the connector

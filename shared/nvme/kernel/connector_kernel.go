@@ -1,8 +1,6 @@
 package kernel
 
 import (
-	"github.com/nvmeof/nvmeof/shared/nvme"
-
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/nvmeof/nvmeof/shared/nvme"
 	"github.com/nvmeof/nvmeof/shared/retry"
 )
 

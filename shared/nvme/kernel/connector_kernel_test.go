@@ -1,8 +1,6 @@
 package kernel
 
 import (
-	"github.com/nvmeof/nvmeof/shared/nvme"
-
 	"context"
 	"errors"
 	"net/netip"
@@ -12,6 +10,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
 )
 
 const (

@@ -1,10 +1,6 @@
 package kernel
 
 import (
-	"github.com/nvmeof/nvmeof/shared/nvme/nvmetest"
-
-	"github.com/nvmeof/nvmeof/shared/nvme"
-
 	"bytes"
 	"context"
 	"errors"
@@ -12,6 +8,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/nvmetest"
 )
 
 // fakeNVMeCLI stands in for the nvme binary: it records each argument

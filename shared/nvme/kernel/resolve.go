@@ -1,8 +1,6 @@
 package kernel
 
 import (
-	"github.com/nvmeof/nvmeof/shared/nvme"
-
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
 )
 
 // Resolve waits for the namespace sel picks on ctrl's subsystem. The kernel

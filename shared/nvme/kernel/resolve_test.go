@@ -1,8 +1,6 @@
 package kernel
 
 import (
-	"github.com/nvmeof/nvmeof/shared/nvme"
-
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
 )
 
 var (
