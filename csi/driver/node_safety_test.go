@@ -491,3 +491,69 @@ func TestFailedConnectClaimsNothing(t *testing.T) {
 		t.Fatalf("reconciliation disconnected the admin's controller (%d left)", n)
 	}
 }
+
+// 1. A mkfs cut short (killed with the plugin, or failed) leaves neither a
+// signature nor a blank head. The plugin recorded that it started the
+// format, so the retried stage finishes it rather than calling it someone
+// else's raw data. Once the namespace has been a raw block device since,
+// that record no longer speaks for what is on it.
+func TestBlockStageEndsAnInterruptedFormat(t *testing.T) {
+	e := newEnv(t)
+	staging := e.path("staging", "vol")
+	e.exec.FailTool("mkfs.ext4", 1)
+	if err := e.stageAt("vol", testNQN, "1", staging, mountCap("ext4", rwo), nil); err == nil {
+		t.Fatal("staged with a failing mkfs")
+	}
+	e.exec.FailTool("mkfs.ext4", 0)
+	blk := e.path("staging", "blk")
+	if err := e.stageAt("vol", testNQN, "1", blk, blockCap(), nil); err != nil {
+		t.Fatal(err)
+	}
+	writeRaw(t, e, blk, rawData)
+	if err := e.unstageAt("vol", blk); err != nil {
+		t.Fatal(err)
+	}
+	err := e.stageAt("vol", testNQN, "1", staging, mountCap("ext4", rwo), nil)
+	wantCode(t, err, codes.FailedPrecondition)
+	if n := e.exec.Ran("mkfs.ext4"); n != 1 {
+		t.Errorf("mkfs ran %d times, want only the failed one", n)
+	}
+}
+
+func TestInterruptedFormatIsFinishedAfterAKill(t *testing.T) {
+	e := newEnv(t)
+	staging := e.path("staging", "vol")
+	e.exec.FailTool("mkfs.ext4", 137) // SIGKILL'd mkfs
+	if err := e.stageAt("vol", testNQN, "1", staging, mountCap("ext4", rwo), nil); err == nil {
+		t.Fatal("staged with a killed mkfs")
+	}
+	// What a half-done mkfs leaves: block groups written, no superblock.
+	dev := filepath.Join(e.fake.DevRoot(), ".backing")
+	entries, err := os.ReadDir(dev)
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("backing files: %v, %v", entries, err)
+	}
+	for _, en := range entries {
+		if strings.Contains(en.Name(), "one") && strings.HasSuffix(en.Name(), "-1") {
+			f, err := os.OpenFile(filepath.Join(dev, en.Name()), os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt([]byte("half a block group"), 8192); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+	}
+	e.exec.FailTool("mkfs.ext4", 0)
+	e.drv = e.newDriver() // the plugin restarts
+	if err := e.drv.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.stageAt("vol", testNQN, "1", staging, mountCap("ext4", rwo), nil); err != nil {
+		t.Fatalf("the retried stage did not finish its own format: %v", err)
+	}
+	if n := e.exec.Ran("mkfs.ext4"); n != 2 {
+		t.Errorf("mkfs ran %d times, want 2", n)
+	}
+}

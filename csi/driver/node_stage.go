@@ -97,6 +97,7 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 		return err
 	}
 	log = log.With("device", ns.DevicePath, "controller", ctrl.Name)
+	log.Debug("namespace resolved")
 	plan, err := d.planStage(ctx, want, vol.FormatPolicy.OrDefault(), conn, ns)
 	if err != nil {
 		return err
@@ -114,6 +115,13 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 			log.Warn("could not drop the stage's claim on its controller", "error", err)
 		}
 		log.Info("staged", "block", want.Block, "plan", plan.String())
+		if plan.format || plan.kind == planBlock {
+			// The format is done and mounted, or the namespace is a raw
+			// block device now: no half-written file system to finish.
+			if err := d.state.deleteFormat(ns); err != nil {
+				log.Warn("could not remove the format record", "error", err)
+			}
+		}
 		return nil
 	})
 }
@@ -259,23 +267,36 @@ func orNone(s string) string {
 }
 
 // stagePlan is how a device is brought to its staging path.
-type stagePlan int
+type stagePlan struct {
+	kind planKind
+	// format: the device was found blank (or the policy allows formatting
+	// it), so mkfs runs.
+	format bool
+}
+
+type planKind int
 
 const (
-	planBlock          stagePlan = iota // bind the device node onto a file
-	planMountInUse                      // mount a file system mounted elsewhere already: no fsck, no format
-	planFormatAndMount                  // fsck (read-write) and mount a file system, or format a blank device first
+	planBlock          planKind = iota // bind the device node onto a file
+	planMountInUse                     // mount a file system mounted elsewhere already: no fsck, no format
+	planFormatAndMount                 // fsck (read-write) and mount a file system, or format a blank device first
 )
 
 func (p stagePlan) String() string {
-	return [...]string{"bind the device node", "mount the file system in use elsewhere", "check or format, then mount"}[p]
+	if p.format {
+		return "format, then mount"
+	}
+	return [...]string{"bind the device node", "mount the file system in use elsewhere", "check, then mount"}[p.kind]
 }
 
 func (p stagePlan) what(ns kernel.Namespace, staging string) string {
-	if p == planBlock {
+	switch {
+	case p.kind == planBlock:
 		return fmt.Sprintf("binding %s at %s", ns.DevicePath, staging)
+	case p.format:
+		return fmt.Sprintf("formatting %s and mounting it at %s", ns.DevicePath, staging)
 	}
-	return fmt.Sprintf("formatting or mounting %s at %s", ns.DevicePath, staging)
+	return fmt.Sprintf("mounting %s at %s", ns.DevicePath, staging)
 }
 
 // mountStage carries out plan.
@@ -287,7 +308,7 @@ func (d *Driver) mountStage(want stageRecord, ns kernel.Namespace, plan stagePla
 	if want.ReadOnly {
 		opts = append(opts, "ro")
 	}
-	switch plan {
+	switch plan.kind {
 	case planBlock:
 		file := blockStagingFile(want.StagingPath)
 		if err := createFile(file); err != nil {
@@ -303,7 +324,13 @@ func (d *Driver) mountStage(want stageRecord, ns kernel.Namespace, plan stagePla
 	case planFormatAndMount:
 		// The plan has decided the device may be formatted if blkid still
 		// finds it blank; mount-utils asks blkid again and runs fsck on a
-		// file system mounted read-write.
+		// file system mounted read-write. A format is recorded first: a
+		// kill during mkfs leaves neither a signature nor a blank head.
+		if plan.format {
+			if err := d.state.putFormat(ns, want.VolumeID); err != nil {
+				return err
+			}
+		}
 		if err := d.formatter.FormatAndMount(ns.DevicePath, want.StagingPath, want.FSType, opts); err != nil {
 			return fmt.Errorf("format and mount %s at %s: %w", ns.DevicePath, want.StagingPath, err)
 		}

@@ -29,11 +29,11 @@ const livePoll = 50 * time.Millisecond
 func (d *Driver) planStage(ctx context.Context, want stageRecord, policy nvme.FormatPolicy, conn nvme.ValidConnection, ns kernel.Namespace) (stagePlan, error) {
 	entries, err := d.mounts.Mounts()
 	if err != nil {
-		return 0, err
+		return stagePlan{}, err
 	}
 	recs, err := d.state.stages()
 	if err != nil {
-		return 0, err
+		return stagePlan{}, err
 	}
 	var fsUsers, blockUsers []MountEntry
 	for _, e := range usersOf(entries, ns) {
@@ -56,20 +56,20 @@ func (d *Driver) planStage(ctx context.Context, want stageRecord, policy nvme.Fo
 	}
 	if want.Block {
 		if len(fsUsers) > 0 || len(fsStages) > 0 {
-			return 0, precondition("namespace %s (%s) holds a file system in use (mounted at %v, staged at %v); raw block access beside a mounted file system corrupts it: unstage the file-system volume first",
+			return stagePlan{}, precondition("namespace %s (%s) holds a file system in use (mounted at %v, staged at %v); raw block access beside a mounted file system corrupts it: unstage the file-system volume first",
 				want.Namespace, ns.DevicePath, paths(fsUsers), fsStages)
 		}
-		return planBlock, nil
+		return stagePlan{kind: planBlock}, nil
 	}
 	if len(blockUsers) > 0 || len(blockStages) > 0 {
-		return 0, precondition("namespace %s (%s) is in use as a raw block device (bound at %v, staged at %v): not putting a file system on it; unstage the block volume first",
+		return stagePlan{}, precondition("namespace %s (%s) is in use as a raw block device (bound at %v, staged at %v): not putting a file system on it; unstage the block volume first",
 			want.Namespace, ns.DevicePath, paths(blockUsers), blockStages)
 	}
 	if len(fsUsers) > 0 {
 		if fsUsers[0].FSType != want.FSType {
-			return 0, precondition("namespace %s (%s) is mounted at %s as %s; the volume asks for %s", want.Namespace, ns.DevicePath, fsUsers[0].Path, fsUsers[0].FSType, want.FSType)
+			return stagePlan{}, precondition("namespace %s (%s) is mounted at %s as %s; the volume asks for %s", want.Namespace, ns.DevicePath, fsUsers[0].Path, fsUsers[0].FSType, want.FSType)
 		}
-		return planMountInUse, nil
+		return stagePlan{kind: planMountInUse}, nil
 	}
 	return d.planUnused(ctx, want, policy, conn, ns)
 }
@@ -80,30 +80,36 @@ func (d *Driver) planStage(ctx context.Context, want stageRecord, policy nvme.Fo
 // be live and the head must read before anything is decided.
 func (d *Driver) planUnused(ctx context.Context, want stageRecord, policy nvme.FormatPolicy, conn nvme.ValidConnection, ns kernel.Namespace) (stagePlan, error) {
 	if err := d.waitLive(ctx, conn, ns); err != nil {
-		return 0, err
+		return stagePlan{}, err
 	}
 	zero, err := headIsZero(ns.DevicePath)
 	if err != nil {
-		return 0, unavailable("read the first MiB of %s before deciding whether it holds a file system: %v; not formatting a device that cannot be read", ns.DevicePath, err)
+		return stagePlan{}, unavailable("read the first MiB of %s before deciding whether it holds a file system: %v; not formatting a device that cannot be read", ns.DevicePath, err)
 	}
 	format, err := d.formatter.GetDiskFormat(ns.DevicePath)
 	if err != nil {
-		return 0, unavailable("blkid could not read %s: %v", ns.DevicePath, err)
+		return stagePlan{}, unavailable("blkid could not read %s: %v", ns.DevicePath, err)
+	}
+	ours, err := d.state.formatStarted(ns)
+	if err != nil {
+		return stagePlan{}, err
 	}
 	switch {
 	case format != "" && format != want.FSType:
-		return 0, precondition("namespace %s (%s) holds %q; the volume asks for %s: not mounting it as %s, nor formatting it", want.Namespace, ns.DevicePath, format, want.FSType, want.FSType)
+		return stagePlan{}, precondition("namespace %s (%s) holds %q; the volume asks for %s: not mounting it as %s, nor formatting it", want.Namespace, ns.DevicePath, format, want.FSType, want.FSType)
 	case format != "":
-		return planFormatAndMount, nil
+		return stagePlan{kind: planFormatAndMount}, nil
 	case want.ReadOnly:
-		return 0, precondition("namespace %s (%s) holds no file system, and the volume is read-only: there is nothing to mount, and it is not formatted read-only", want.Namespace, ns.DevicePath)
+		return stagePlan{}, precondition("namespace %s (%s) holds no file system, and the volume is read-only: there is nothing to mount, and it is not formatted read-only", want.Namespace, ns.DevicePath)
 	case policy == nvme.FormatNever:
-		return 0, precondition("namespace %s (%s) holds no file system, and format_policy is %q: create the %s file system yourself, or set format_policy to %q", want.Namespace, ns.DevicePath, policy, want.FSType, nvme.FormatIfBlank)
+		return stagePlan{}, precondition("namespace %s (%s) holds no file system, and format_policy is %q: create the %s file system yourself, or set format_policy to %q", want.Namespace, ns.DevicePath, policy, want.FSType, nvme.FormatIfBlank)
+	case !zero && ours:
+		// Our own mkfs, cut short by a kill: finish it.
 	case !zero && policy != nvme.FormatIfNoFilesystem:
-		return 0, precondition("namespace %s (%s) holds data but no file system blkid recognises (the first MiB is not blank): raw data of a block-mode user, or a file system this node cannot read. Not formatting it. Stage it as a block device to read it; to destroy the data and format it, set format_policy = %q in the volume context",
+		return stagePlan{}, precondition("namespace %s (%s) holds data but no file system blkid recognises (the first MiB is not blank): raw data of a block-mode user, or a file system this node cannot read. Not formatting it. Stage it as a block device to read it; to destroy the data and format it, set format_policy = %q in the volume context",
 			want.Namespace, ns.DevicePath, nvme.FormatIfNoFilesystem)
 	}
-	return planFormatAndMount, nil
+	return stagePlan{kind: planFormatAndMount, format: true}, nil
 }
 
 // sameNamespace reports whether two selectors may name one namespace.

@@ -74,11 +74,29 @@ type publishRecord struct {
 	ReadOnly    bool
 }
 
+// formatRecord says the plugin started formatting a namespace it had
+// found blank. A kill during mkfs leaves a device with neither a signature
+// nor a blank head; this record is how the retried stage tells its own
+// half-written file system from someone's raw data. It goes when the file
+// system is mounted, or when the namespace is bound as a raw block device.
+type formatRecord struct {
+	Subsystem string
+	NSID      uint32
+	UUID      string
+	NGUID     string
+	VolumeID  string
+}
+
+func formatRecordOf(ns kernel.Namespace, volumeID string) formatRecord {
+	return formatRecord{Subsystem: ns.Subsystem, NSID: ns.NSID, UUID: ns.UUID, NGUID: ns.NGUID, VolumeID: volumeID}
+}
+
 // Record directories of the state dir. "volumes" holds stage records.
 const (
 	controllersDir = "controllers"
 	stagesDir      = "volumes"
 	publishesDir   = "publishes"
+	formatsDir     = "formats"
 )
 
 // stateStore keeps records as one small JSON file each, written atomically,
@@ -92,7 +110,7 @@ type stateStore struct {
 }
 
 func newStateStore(dir string, log hclog.Logger) (*stateStore, error) {
-	for _, sub := range []string{controllersDir, stagesDir, publishesDir} {
+	for _, sub := range []string{controllersDir, stagesDir, publishesDir, formatsDir} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("create state dir: %w", err)
 		}
@@ -154,6 +172,26 @@ func (s *stateStore) publish(targetPath string) (publishRecord, bool, error) {
 func (s *stateStore) deletePublish(targetPath string) error {
 	return removeFile(s.publishPath(targetPath))
 }
+
+// formatPath keys a format record by the namespace's identity, not by its
+// device name, which may change across reconnects.
+func (s *stateStore) formatPath(ns kernel.Namespace) string {
+	return s.path(formatsDir, ns.Subsystem, fmt.Sprint(ns.NSID), ns.UUID, ns.NGUID)
+}
+
+func (s *stateStore) putFormat(ns kernel.Namespace, volumeID string) error {
+	return writeJSONAtomic(s.formatPath(ns), formatRecordOf(ns, volumeID))
+}
+
+// formatStarted reports whether the plugin started formatting ns and did
+// not see the result mounted.
+func (s *stateStore) formatStarted(ns kernel.Namespace) (bool, error) {
+	var r formatRecord
+	ok, err := s.read(s.formatPath(ns), &r)
+	return ok && r == formatRecordOf(ns, r.VolumeID), err
+}
+
+func (s *stateStore) deleteFormat(ns kernel.Namespace) error { return removeFile(s.formatPath(ns)) }
 
 func (s *stateStore) controllers() ([]controllerRecord, error) {
 	return readAll[controllerRecord](s, controllersDir)
