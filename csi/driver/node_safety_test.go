@@ -56,7 +56,7 @@ func writeRaw(t *testing.T, e *env, staging string, data []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if _, err := f.WriteAt(data, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func readHead(t *testing.T, dev string, n int) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	b := make([]byte, n)
 	if _, err := f.ReadAt(b, 0); err != nil {
 		t.Fatal(err)
@@ -88,7 +88,7 @@ func TestNodeStageNeverFormatsABlockUsersDevice(t *testing.T) {
 	if err := e.stageAt("vol", testNQN, "1", blockStaging, blockCap(), nil); err != nil {
 		t.Fatal(err)
 	}
-	dev := writeRaw(t, e, blockStaging, rawData)
+	writeRaw(t, e, blockStaging, rawData)
 
 	err := e.stageAt("vol", testNQN, "1", fsStaging, mountCap("ext4", rwo), nil)
 	wantCode(t, err, codes.FailedPrecondition)
@@ -124,7 +124,7 @@ func TestNodeStageNeverFormatsABlockUsersDevice(t *testing.T) {
 	if err := e.stageAt("vol", testNQN, "1", blockStaging, blockCap(), nil); err != nil {
 		t.Fatal(err)
 	}
-	dev = e.mountedAt(filepath.Join(blockStaging, "block"))[0]
+	dev := e.mountedAt(filepath.Join(blockStaging, "block"))[0]
 	if got := readHead(t, dev, len(rawData)); !bytes.Equal(got, rawData) {
 		t.Fatalf("raw data changed: %q", got)
 	}
@@ -542,7 +542,9 @@ func TestInterruptedFormatIsFinishedAfterAKill(t *testing.T) {
 			if _, err := f.WriteAt([]byte("half a block group"), 8192); err != nil {
 				t.Fatal(err)
 			}
-			f.Close()
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	e.exec.FailTool("mkfs.ext4", 0)

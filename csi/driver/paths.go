@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
-	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // blockStagingFile is where a block volume's device node is bind-mounted
@@ -25,12 +24,6 @@ func stagingMountPaths(stagingPath string) []string {
 // connectionKey names a controller's identity: target, source and host.
 func connectionKey(t nvme.Target, h nvme.Host) string {
 	return strings.Join([]string{t.Transport, t.TrAddr, t.TrSvcID, t.NQN, t.HostTrAddr, t.HostIface, h.NQN, h.ID}, "|")
-}
-
-// controllerKey is connectionKey as read back from a controller.
-func controllerKey(c kernel.Controller) string {
-	t := nvme.Target{Transport: c.Transport, TrAddr: c.TrAddr, TrSvcID: c.TrSvcID, NQN: c.Subsystem, HostTrAddr: c.HostTrAddr, HostIface: c.HostIface}
-	return connectionKey(t, nvme.Host{NQN: c.HostNQN, ID: c.HostID})
 }
 
 // recordName is a file name for any key: a hash, since keys hold '/'.
