@@ -65,7 +65,12 @@ func (d *Driver) unstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRe
 			return err
 		}
 	}
+	resume, err := d.cfg.Connector.QuiesceHealth(o.ctx, rec.StagingPath)
+	if err != nil {
+		return err
+	}
 	return o.finish("unmounting "+staging, releaseTimeout, func(ctx context.Context) error {
+		defer resume()
 		for _, e := range mounted {
 			if err := d.cfg.Mounter.Unmount(e.Path); err != nil {
 				return fmt.Errorf("unmount %s: %w", e.Path, err)

@@ -26,6 +26,14 @@ func (l *volumeLocks) tryAcquire(id string) bool {
 	return true
 }
 
+// inUse reports whether an operation holds id's lock now.
+func (l *volumeLocks) inUse(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, held := l.busy[id]
+	return held
+}
+
 func (l *volumeLocks) release(id string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

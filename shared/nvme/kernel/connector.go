@@ -121,6 +121,11 @@ type Connector interface {
 	// Health reports the controller's state and the error state of the
 	// file system of the namespace mounted at mountPath ("" for block).
 	Health(ctrl Controller, ns Namespace, mountPath string) (Health, error)
+	// QuiesceHealth stops Health's write probes of mountPath and waits
+	// (until ctx ends) for one in flight, before the path is unmounted: the
+	// probe's open file would make the unmount fail. Call the result when
+	// the unmount is done.
+	QuiesceHealth(ctx context.Context, mountPath string) (func(), error)
 }
 
 // ResolvePoll is how often Resolve looks for a namespace that the kernel is
