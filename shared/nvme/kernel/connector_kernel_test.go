@@ -126,7 +126,9 @@ func TestConnectErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		conn func() nvme.Connection
-		// setup prepares the host: targets, faults.
+		// hostOpts configure the simulated host; setup prepares it:
+		// targets, faults.
+		hostOpts   []kerneltest.Option
 		setup      func(t *testing.T, h *kerneltest.Host)
 		wantErrno  error
 		wantErr    error
@@ -156,7 +158,8 @@ func TestConnectErrors(t *testing.T) {
 			setup: func(_ *testing.T, h *kerneltest.Host) {
 				h.AddTarget("127.0.0.1", "4420", nqnTwo, nsOne)
 			}},
-		{name: "host NQN known with another host ID is not retried", wantErrno: syscall.EINVAL, wantText: "another host ID", wantWrites: 1, wantCtrls: 1,
+		{name: "host NQN known with another host ID is not retried (newer kernels)", wantErrno: syscall.EINVAL, wantText: "another host ID",
+			wantWrites: 1, wantCtrls: 1, hostOpts: []kerneltest.Option{kerneltest.WithStrictHostIdentity()},
 			setup: func(t *testing.T, h *kerneltest.Host) {
 				h.AddTarget("127.0.0.1", "4420", nqnOne, nsOne)
 				h.AddTarget("127.0.0.1", "4420", nqnTwo, nsTwo)
@@ -179,7 +182,7 @@ func TestConnectErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := kerneltest.New(t)
+			h := kerneltest.New(t, tt.hostOpts...)
 			tt.setup(t, h)
 			k := newTestConnector(t, h)
 			conn := connectionTo(nqnOne)
@@ -408,5 +411,31 @@ func TestControllers(t *testing.T) {
 	}
 	if want := "nvme2=live nvme9=connecting nvme10=live"; strings.Join(names, " ") != want {
 		t.Errorf("Controllers = %v, want %s", names, want)
+	}
+}
+
+// On 6.1 a connect with the same host NQN and another host ID succeeds and
+// rewrites the host ID of every controller of that NQN (measured in the
+// lab). The connector then no longer recognises its own controller: its
+// write gets EALREADY, which rewrites the ID back, and the retry adopts.
+func TestConnectAfterAnotherHostIDOn61(t *testing.T) {
+	h := kerneltest.New(t)
+	h.AddTarget("127.0.0.1", "4420", nqnOne, nsOne)
+	h.AddTarget("127.0.0.1", "4420", nqnTwo, nsTwo)
+	k := newTestConnector(t, h)
+	first, err := k.Connect(t.Context(), connectionTo(nqnOne))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminConnect(t, h, strings.Replace(adminOptions(nqnTwo), testHostID, otherHostID, 1))
+	if got := ctrlAttr(t, h, first.Name, "hostid"); got != otherHostID {
+		t.Fatalf("hostid of %s after another ID connected: %s, want %s", first.Name, got, otherHostID)
+	}
+	ctrl, err := k.Connect(t.Context(), connectionTo(nqnOne))
+	if err != nil || ctrl.Name != first.Name {
+		t.Fatalf("Connect = %s, %v; want %s adopted", ctrl.Name, err, first.Name)
+	}
+	if got := len(h.Writes()); got != 2 || h.Connects() != 1 {
+		t.Errorf("%d writes, %d created; want the second write refused as a duplicate", got, h.Connects())
 	}
 }

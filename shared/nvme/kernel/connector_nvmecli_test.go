@@ -29,6 +29,7 @@ func TestNVMeCLIBackend(t *testing.T) {
 	secret := nvme.Secret(nvmetest.DHCHAPKey(bytes.Repeat([]byte{7}, 32)))
 	tests := []struct {
 		name      string
+		hostOpts  []kerneltest.Option
 		setup     func(t *testing.T, h *kerneltest.Host)
 		auth      nvme.Auth
 		wantCalls int
@@ -48,6 +49,7 @@ func TestNVMeCLIBackend(t *testing.T) {
 			wantText: "Failed to write to /dev/nvme-fabrics: Connection refused",
 			setup:    func(*testing.T, *kerneltest.Host) {}},
 		{name: "invalid argument is not retried", wantCalls: 1, wantText: "Invalid argument",
+			hostOpts: []kerneltest.Option{kerneltest.WithStrictHostIdentity()},
 			setup: func(t *testing.T, h *kerneltest.Host) {
 				h.AddTarget("127.0.0.1", "4420", nqnOne, nsOne)
 				h.AddTarget("127.0.0.1", "4420", nqnTwo, nsTwo)
@@ -66,7 +68,7 @@ func TestNVMeCLIBackend(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := kerneltest.New(t)
+			h := kerneltest.New(t, tt.hostOpts...)
 			tt.setup(t, h)
 			c := newCLIConnector(t, h)
 			conn := connectionTo(nqnOne)

@@ -79,18 +79,11 @@ func (h *Host) startConnect(opts string, src connectSource, created *bool) (*con
 			return nil, nil, errno
 		}
 	}
-	o, err := parseOptions(opts, h.cfg.cpus)
+	o, err := parseOptions(opts, h.cfg.cpus, h.cfg.strictHosts)
 	if err != nil {
 		return nil, nil, h.refuse(err)
 	}
-	nqn, id := o.hostNQN, o.hostID
-	if nqn == "" {
-		nqn = hostNQNUUIDPrefix + h.cfg.defaultID
-	}
-	if id == "" {
-		id = h.cfg.defaultID
-	}
-	host, err := h.k.addHost(nqn, id)
+	host, err := h.hostOf(o)
 	if err != nil {
 		return nil, nil, h.refuse(err)
 	}
@@ -108,6 +101,32 @@ func (h *Host) startConnect(opts string, src connectSource, created *bool) (*con
 	h.k.ctrls[c.inst] = c
 	h.installController(c)
 	return c, h.faults.holds[o.nqn], nil
+}
+
+// hostOf finds the connect's host identity. Without a hostnqn it is the
+// default host. Without a hostid, 6.1 makes up a random one (which then
+// overwrites the host's ID); newer kernels take the default host's.
+func (h *Host) hostOf(o *options) (*hostIdentity, error) {
+	nqn, id := o.hostNQN, o.hostID
+	if nqn == "" {
+		nqn = hostNQNUUIDPrefix + h.cfg.defaultID
+	}
+	if id == "" {
+		id = randomUUID()
+		if h.cfg.strictHosts {
+			id = h.cfg.defaultID
+		}
+	}
+	host, err := h.k.addHost(nqn, id, h.cfg.strictHosts)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range h.k.ctrls {
+		if c.host == host {
+			h.syncController(c) // its hostid may have changed
+		}
+	}
+	return host, nil
 }
 
 // refuse logs why a connect failed and returns its errno.

@@ -19,9 +19,13 @@
 //     All connects of the host are serialised, as by nvmf_dev_mutex.
 //   - Errors: duplicate controller EALREADY, nothing listening or a target
 //     down ECONNREFUSED, a host the subsystem does not allow or a subsystem
-//     the port does not export EIO, a host NQN known with another host ID
-//     (or a host ID known with another NQN) EINVAL, an unknown host_iface
-//     ENODEV, a host_traddr that is not local EADDRNOTAVAIL.
+//     the port does not export EIO, an unknown host_iface ENODEV, a
+//     host_traddr that is not local EADDRNOTAVAIL, a second hostnqn
+//     EADDRINUSE.
+//   - Host identity as on 6.1 (measured): hosts are told apart by NQN only,
+//     and each connect writes its host ID (a random one when it gives
+//     none) over the ID of every controller of that NQN. Newer kernels'
+//     EINVAL for a known NQN with another ID: WithStrictHostIdentity.
 //   - Names and numbers: controller instances and subsystem instances from
 //     one pool, lowest free first (a subsystem takes its first controller's
 //     number and keeps it while it lives); namespace head indexes per

@@ -113,6 +113,7 @@ func TestConnectOutcomes(t *testing.T) {
 		setup   func(t *testing.T, h *Host)
 		options string
 		want    syscall.Errno // 0: success
+		strict  bool          // WithStrictHostIdentity
 	}{
 		{name: "connects", options: opts(nqnA)},
 		{name: "nothing listens on the port", options: strings.Replace(opts(nqnA), "4420", "4430", 1), want: syscall.ECONNREFUSED},
@@ -129,19 +130,29 @@ func TestConnectOutcomes(t *testing.T) {
 		{name: "host not allowed", setup: func(_ *testing.T, h *Host) { h.SetAllowedHosts(nqnA, []string{hostB}) }, options: opts(nqnA), want: syscall.EIO},
 		{name: "host allowed", setup: func(_ *testing.T, h *Host) { h.SetAllowedHosts(nqnA, []string{hostA}) }, options: opts(nqnA)},
 		{name: "nobody allowed", setup: func(_ *testing.T, h *Host) { h.SetAllowedHosts(nqnA, []string{}) }, options: opts(nqnA), want: syscall.EIO},
-		{name: "host NQN known with another ID", setup: func(t *testing.T, h *Host) {
+		{name: "6.1: host NQN known with another ID connects", setup: func(t *testing.T, h *Host) {
+			mustConnect(t, h, strings.Replace(opts(nqnB), hostAID, hostBID, 1))
+		}, options: opts(nqnA)},
+		{name: "6.1: host ID known with another NQN connects", setup: func(t *testing.T, h *Host) {
+			mustConnect(t, h, strings.Replace(opts(nqnB), hostA, hostB, 1))
+		}, options: opts(nqnA)},
+		{name: "6.1: a host NQN without a host ID connects", options: strings.Replace(opts(nqnA), ",hostid="+hostAID, "", 1)},
+		{name: "6.1: hostnqn twice", options: opts(nqnA, "hostnqn="+hostA), want: syscall.EADDRINUSE},
+		{name: "strict: host NQN known with another ID", strict: true, setup: func(t *testing.T, h *Host) {
 			mustConnect(t, h, strings.Replace(opts(nqnB), hostAID, hostBID, 1))
 		}, options: opts(nqnA), want: syscall.EINVAL},
-		{name: "host ID known with another NQN", setup: func(t *testing.T, h *Host) {
+		{name: "strict: host ID known with another NQN", strict: true, setup: func(t *testing.T, h *Host) {
 			mustConnect(t, h, strings.Replace(opts(nqnB), hostA, hostB, 1))
 		}, options: opts(nqnA), want: syscall.EINVAL},
-		{name: "host NQN free again once its controller is gone", setup: func(t *testing.T, h *Host) {
+		{name: "strict: host NQN free again once its controller is gone", strict: true, setup: func(t *testing.T, h *Host) {
 			mustConnect(t, h, strings.Replace(opts(nqnB), hostAID, hostBID, 1))
 			if err := h.RemoveController("nvme0"); err != nil {
 				t.Fatal(err)
 			}
 		}, options: opts(nqnA)},
-		{name: "a host NQN without a host ID takes the default host's ID", options: strings.Replace(opts(nqnA), ",hostid="+hostAID, "", 1), want: syscall.EINVAL},
+		{name: "strict: a host NQN without a host ID takes the default host's ID", strict: true,
+			options: strings.Replace(opts(nqnA), ",hostid="+hostAID, "", 1), want: syscall.EINVAL},
+		{name: "strict: hostnqn twice", strict: true, options: opts(nqnA, "hostnqn="+hostA)},
 		{name: "no identity at all is the default host", options: "nqn=" + nqnA + ",transport=tcp,traddr=127.0.0.1,trsvcid=4420"},
 		{name: "unknown host_iface", options: opts(nqnA, "host_iface=eth7"), want: syscall.ENODEV},
 		{name: "known host_iface", options: opts(nqnA, "host_iface=lo")},
@@ -155,7 +166,11 @@ func TestConnectOutcomes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHost(t)
+			var o []Option
+			if tt.strict {
+				o = append(o, WithStrictHostIdentity())
+			}
+			h := newHost(t, o...)
 			if tt.setup != nil {
 				tt.setup(t, h)
 			}
@@ -394,5 +409,30 @@ func writeDevice(t *testing.T, h *Host, name, data string) {
 	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// On 6.1 a connect's host ID overwrites the ID of every controller of the
+// same host NQN, even when the connect itself fails; the duplicate rule
+// then no longer tells the IDs apart.
+func TestHostIDOverwrite61(t *testing.T) {
+	h := newHost(t)
+	mustConnect(t, h, opts(nqnA))
+	h.SetDown(nqnB, true)
+	if _, err := write(h, strings.Replace(opts(nqnB), hostAID, hostBID, 1)); !errnoIs(err, syscall.ECONNREFUSED) {
+		t.Fatalf("connect to a target that is down: %v", err)
+	}
+	if got := attr(t, h, "class/nvme/nvme0/hostid"); got != hostBID {
+		t.Errorf("nvme0 hostid %s after a failed connect with %s: want it overwritten", got, hostBID)
+	}
+	if _, err := write(h, opts(nqnA)); !errnoIs(err, syscall.EALREADY) {
+		t.Errorf("connect with the first ID again: %v, want EALREADY", err)
+	}
+	if got := attr(t, h, "class/nvme/nvme0/hostid"); got != hostAID {
+		t.Errorf("nvme0 hostid %s, want %s back", got, hostAID)
+	}
+	mustConnect(t, h, strings.Replace(opts(nqnA), ",hostid="+hostAID, "", 1)+",duplicate_connect")
+	if a, b := attr(t, h, "class/nvme/nvme0/hostid"), attr(t, h, "class/nvme/nvme1/hostid"); a != b || a == hostAID || !isUUID(a) {
+		t.Errorf("hostids %s and %s after a connect without one: want one new random ID on both", a, b)
 	}
 }

@@ -53,9 +53,12 @@ type config struct {
 	multipath  bool
 	fabrics    bool
 	concurrent bool
-	cpus       int
-	ifaces     map[string][]netip.Prefix
-	defaultID  string
+	// strictHosts: newer kernels' host identity rules (see
+	// WithStrictHostIdentity).
+	strictHosts bool
+	cpus        int
+	ifaces      map[string][]netip.Prefix
+	defaultID   string
 }
 
 // Option changes how New builds the host.
@@ -75,6 +78,16 @@ func WithoutFabrics() Option { return func(c *config) { c.fabrics = false } }
 // other subsystems, which isolates tests of the caller's own locking from
 // that kernel fact. Without it, they wait as they would on a host.
 func WithConcurrentConnects() Option { return func(c *config) { c.concurrent = true } }
+
+// WithStrictHostIdentity simulates the host identity rules of kernels
+// newer than Debian's 6.1 (trixie's 6.12): a host NQN known with another
+// host ID, or a host ID known with another NQN, is EINVAL; a connect
+// without a hostid takes the default host's; a second hostnqn replaces the
+// first. Without it, 6.1's rules hold, as measured in the lab: hosts are
+// told apart by NQN alone, every connect overwrites its host's ID (with a
+// random one when it gives none) for the controllers already using that
+// host too, and a second hostnqn is EADDRINUSE.
+func WithStrictHostIdentity() Option { return func(c *config) { c.strictHosts = true } }
 
 // WithCPUs sets the number of online CPUs, which caps nr_io_queues (2 by
 // default).

@@ -208,18 +208,22 @@ func (s *subsystem) allocHeadInstance() int {
 	return n
 }
 
-// addHost is nvmf_host_add: the pair is taken, or refused when either half
-// is known with another other half.
-func (k *kernelState) addHost(nqn, id string) (*hostIdentity, error) {
+// addHost is nvmf_host_add as Linux 6.1 has it: hosts are found by NQN
+// alone, and the connect's host ID (a random one when it gives none)
+// overwrites the ID of the host it found, for every controller already
+// using it. With strict set (newer kernels), a pair whose halves are known
+// apart is EINVAL instead.
+func (k *kernelState) addHost(nqn, id string, strict bool) (*hostIdentity, error) {
 	for _, h := range k.hosts {
 		sameNQN, sameID := h.nqn == nqn, h.id == id
 		switch {
-		case sameNQN && sameID:
+		case sameNQN && (sameID || !strict):
 			h.refs++
+			h.id = id
 			return h, nil
 		case sameNQN:
 			return nil, einval("found same hostnqn %s but different hostid %s", nqn, id)
-		case sameID:
+		case sameID && strict:
 			return nil, einval("found same hostid %s but different hostnqn %s", id, nqn)
 		}
 	}

@@ -122,8 +122,10 @@ func einval(format string, args ...any) *optionError {
 
 // parseOptions parses an option string as nvmf_parse_options does, then
 // applies the checks of nvmf_create_ctrl that come before the transport
-// (required options, known transport). cpus caps nr_io_queues.
-func parseOptions(s string, cpus int) (*options, error) {
+// (required options, known transport). cpus caps nr_io_queues. A second
+// hostnqn is EADDRINUSE on 6.1 ("hostnqn already user-assigned"); newer
+// kernels (strictHosts) take the last one like any other option.
+func parseOptions(s string, cpus int, strictHosts bool) (*options, error) {
 	o := &options{
 		given:          map[string]bool{},
 		queueSize:      defaultQueueSize,
@@ -137,6 +139,9 @@ func parseOptions(s string, cpus int) (*options, error) {
 		name, arg, ok := matchOption(piece)
 		if !ok {
 			return nil, einval("unknown parameter or missing value '%s' in ctrl creation request", piece)
+		}
+		if name == "hostnqn" && o.given[name] && !strictHosts {
+			return nil, &optionError{errno: syscall.EADDRINUSE, msg: "hostnqn already user-assigned: " + o.hostNQN}
 		}
 		o.given[name] = true
 		if err := o.set(name, arg, cpus, &ctrlLossTmo); err != nil {

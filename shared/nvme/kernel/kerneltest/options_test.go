@@ -16,6 +16,7 @@ func TestParseOptions(t *testing.T) {
 		check func(t *testing.T, o *options)
 		// wantErr is the errno a refusal carries; 0 means accepted.
 		wantErr syscall.Errno
+		strict  bool // newer kernels' host identity rules
 	}{
 		{name: "kernel defaults", opts: base, check: func(t *testing.T, o *options) {
 			if o.trsvcid != "8009" || o.reconnectDelay != 10 || o.maxReconnects != 60 || o.kato != 5 ||
@@ -102,6 +103,13 @@ func TestParseOptions(t *testing.T) {
 				t.Errorf("discovery %+v", o)
 			}
 		}},
+		{name: "hostnqn twice is EADDRINUSE on 6.1", opts: base + ",hostnqn=a,hostnqn=a", wantErr: syscall.EADDRINUSE},
+		{name: "hostnqn twice, the last wins on newer kernels", opts: base + ",hostnqn=a,hostnqn=b", strict: true,
+			check: func(t *testing.T, o *options) {
+				if o.hostNQN != "b" {
+					t.Errorf("hostnqn %q", o.hostNQN)
+				}
+			}},
 		{name: "unknown option", opts: base + ",ctrl_los_tmo=5", wantErr: syscall.EINVAL},
 		{name: "missing value", opts: base + ",trsvcid=", wantErr: syscall.EINVAL},
 		{name: "no equals sign", opts: base + ",trsvcid", wantErr: syscall.EINVAL},
@@ -128,7 +136,7 @@ func TestParseOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o, err := parseOptions(tt.opts, 2)
+			o, err := parseOptions(tt.opts, 2, tt.strict)
 			if tt.wantErr != 0 {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("parseOptions(%q) = %v, want %v", tt.opts, err, tt.wantErr)
