@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nvmeof/nvmeof/shared/nvme/kernel/kerneltest"
 	"github.com/nvmeof/nvmeof/test/lab/labtarget"
@@ -32,6 +33,9 @@ type kapi struct {
 	fabrics   string
 	open      func(path string) (io.ReadWriteCloser, error)
 	writeAttr func(path, value string) error
+	// sim is the simulated host; nil for the real kernel, which acts on
+	// its own timers.
+	sim *kerneltest.Host
 
 	symbols map[string]string // controller name -> symbol
 	created []string          // controller names, to delete at the end
@@ -134,6 +138,47 @@ func (k *kapi) deleteAll() {
 		_ = k.writeAttr(filepath.Join(k.sys, "class/nvme", name, "delete_controller"), "1")
 	}
 	k.created = nil
+}
+
+// export links (or unlinks) a subsystem to the target's port.
+func (k *kapi) export(nqn string, linked bool) {
+	if k.sim != nil {
+		k.sim.SetExported(labtarget.TrAddr, labtarget.TrSvcID, nqn, linked)
+		return
+	}
+	do := labtarget.Unlink
+	if linked {
+		do = labtarget.Link
+	}
+	if err := do(nqn); err != nil {
+		k.t.Fatal(err)
+	}
+}
+
+// waitState notes a controller's state once it is want ("gone": no
+// longer in sysfs), or what it is when the wait ends. The real kernel gets
+// time; the simulation must already be there.
+func (k *kapi) waitState(name, want string, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for {
+		got := k.read(filepath.Join("class/nvme", name, "state"))
+		if got == errName(syscall.ENOENT) {
+			got = "gone"
+		}
+		if got == want || k.sim != nil || time.Now().After(deadline) {
+			k.note("%s is %s", k.sym(name), got)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// expire ends ctrl_loss_tmo of nqn's reconnecting controllers: the
+// simulation's ExpireCtrlLoss, the real kernel's own timer.
+func (k *kapi) expire(nqn string) {
+	if k.sim != nil {
+		k.sim.ExpireCtrlLoss(nqn)
+	}
 }
 
 // labOpts is an option string to the lab target as host-1, plus extra.
@@ -275,6 +320,37 @@ var conformanceScenarios = []struct {
 		k.connect("unknown host_iface", labOpts(labtarget.SubsystemOne, "host_iface=eth7"))
 		k.deleteAll()
 	}},
+	{"outage", func(k *kapi) {
+		one, two := labtarget.SubsystemOne, labtarget.SubsystemTwo
+		k.t.Cleanup(func() {
+			for _, nqn := range []string{one, two} {
+				if err := labtarget.Link(nqn); err != nil {
+					k.t.Error(err)
+				}
+			}
+		})
+		a := k.connect("a reconnects forever", labOpts(one, "reconnect_delay=1", "ctrl_loss_tmo=-1"))
+		b := k.connect("b gives up at the first error", labOpts(two, "reconnect_delay=1", "ctrl_loss_tmo=0"))
+		c := k.connect("c gives up after 2 s", labOpts(two, "reconnect_delay=1", "ctrl_loss_tmo=2", "duplicate_connect"))
+		if a == "" || b == "" || c == "" {
+			k.deleteAll()
+			return
+		}
+		k.export(one, false)
+		k.waitState(a, "connecting", 15*time.Second)
+		k.readCtrl(a, "address")
+		k.connect("connect to the unlinked subsystem, the port still listening", labOpts(one, "duplicate_connect"))
+		k.export(two, false)
+		k.waitState(b, "gone", 15*time.Second)
+		k.waitState(c, "connecting", 15*time.Second)
+		k.expire(two)
+		k.waitState(c, "gone", 20*time.Second)
+		k.export(one, true)
+		k.export(two, true)
+		k.waitState(a, "live", 15*time.Second)
+		k.readCtrl(a, "address")
+		k.deleteAll()
+	}},
 	{"second write on one descriptor", func(k *kapi) {
 		f, err := k.open(k.fabrics)
 		if err != nil {
@@ -347,7 +423,8 @@ func TestKerneltestConformance(t *testing.T) {
 					h.SetAllowedHosts(s.NQN, s.AllowedHosts)
 				}
 			}
-			sim := &kapi{t: t, sys: h.SysfsRoot(), fabrics: h.FabricsPath(), open: h.OpenFabrics, writeAttr: h.WriteAttr, symbols: map[string]string{}}
+			sim := &kapi{t: t, sys: h.SysfsRoot(), fabrics: h.FabricsPath(), open: h.OpenFabrics, writeAttr: h.WriteAttr,
+				sim: h, symbols: map[string]string{}}
 			real := &kapi{t: t, sys: "/sys", fabrics: "/dev/nvme-fabrics", symbols: map[string]string{},
 				open: func(p string) (io.ReadWriteCloser, error) { return os.OpenFile(p, os.O_RDWR, 0) },
 				writeAttr: func(p, v string) error {

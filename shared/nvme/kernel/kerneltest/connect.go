@@ -277,7 +277,7 @@ func (h *Host) reach(c *controller) (*target, error) {
 	portNum, _ := kstrtoInt(o.trsvcid, 0, false)
 	key := portKey{addr: addr.Unmap(), port: uint16(portNum)} //nolint:gosec // checked by fitsPort
 	p := h.k.ports[key]
-	if p == nil || p.down {
+	if p == nil || !p.listening() {
 		return nil, &optionError{errno: syscall.ECONNREFUSED, msg: "failed to connect socket: -111 (" + key.String() + ")"}
 	}
 	c.port = p

@@ -171,10 +171,41 @@ func (h *Host) SetPortDown(addr, svc string, down bool) {
 	}
 }
 
+// SetExported links subsystem nqn to the listener at addr:svc (true) or
+// unlinks it, as nvmet's ports/N/subsystems links do: its controllers
+// through that listener turn connecting, and while the listener exports
+// other subsystems it keeps listening, so new connects to nqn there fail
+// at the NVMe level (EIO); unlinking the last subsystem closes the
+// listener (ECONNREFUSED). Linking again brings the controllers back.
+func (h *Host) SetExported(addr, svc, nqn string, exported bool) {
+	h.tb.Helper()
+	key, err := parseListener(addr, svc)
+	if err != nil {
+		h.tb.Fatalf("kerneltest: SetExported: %v", err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p := h.k.ports[key]
+	if p == nil || h.k.targets[nqn] == nil {
+		h.tb.Fatalf("kerneltest: SetExported: no listener %s or no target %q", key, nqn)
+		return
+	}
+	if exported {
+		p.nqns[nqn] = true
+	} else {
+		delete(p.nqns, nqn)
+	}
+	for _, c := range h.k.ctrls {
+		if c.port == p {
+			h.pathChanged(c)
+		}
+	}
+}
+
 // pathChanged moves a controller between live and connecting after its
 // target or listener went down or came back.
 func (h *Host) pathChanged(c *controller) {
-	reachable := !c.port.down && (c.target == nil || !c.target.down)
+	reachable := c.port.listening() && (c.target == nil || (!c.target.down && c.port.nqns[c.target.nqn]))
 	switch {
 	case c.inflight || c.removed:
 	case !reachable && (c.state == stateLive || c.state == stateResetting):

@@ -388,3 +388,27 @@ func TestHooksMayConnect(t *testing.T) {
 		t.Errorf("controllers %q, after hook made %q", got, admin)
 	}
 }
+
+func TestSetExported(t *testing.T) {
+	h := newHost(t)
+	mustConnect(t, h, opts(nqnA))
+	mustConnect(t, h, opts(nqnB))
+	h.SetExported("127.0.0.1", "4420", nqnA, false)
+	if got := names(h); got != "nvme0=connecting nvme1=live" {
+		t.Errorf("after unlinking A: %q", got)
+	}
+	// The port still listens for B: a connect to A fails at the NVMe level.
+	if _, err := write(h, opts(nqnA, "duplicate_connect")); !errnoIs(err, syscall.EIO) {
+		t.Errorf("connect to an unlinked subsystem: %v, want EIO", err)
+	}
+	h.SetExported("127.0.0.1", "4420", nqnB, false)
+	if _, err := write(h, opts(nqnA, "duplicate_connect")); !errnoIs(err, syscall.ECONNREFUSED) {
+		t.Errorf("connect once the last subsystem is unlinked: %v, want ECONNREFUSED", err)
+	}
+	h.SetExported("127.0.0.1", "4420", nqnA, true)
+	h.SetExported("127.0.0.1", "4420", nqnB, true)
+	if got := names(h); got != "nvme0=live nvme1=live" {
+		t.Errorf("after linking again: %q", got)
+	}
+	checkTree(t, h)
+}

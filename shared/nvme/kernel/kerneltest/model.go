@@ -62,6 +62,10 @@ type port struct {
 	down bool
 }
 
+// listening: nvmet listens on a port while it exports a subsystem and is
+// not taken down.
+func (p *port) listening() bool { return !p.down && len(p.nqns) > 0 }
+
 // target is a subsystem on the target side (nvmet).
 type target struct {
 	nqn        string
