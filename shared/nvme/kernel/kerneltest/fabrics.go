@@ -51,12 +51,13 @@ func (f *fabricsFile) Write(p []byte) (int, error) {
 	case h.closed:
 		h.mu.Unlock()
 		return 0, &fs.PathError{Op: "write", Path: f.path, Err: errClosed}
-	case len(p) > maxWrite:
-		h.mu.Unlock()
-		return 0, pathError("write", f.path, syscall.ENOMEM)
 	}
 	opts := string(p)
 	h.written = append(h.written, opts)
+	if len(p) > maxWrite {
+		h.mu.Unlock()
+		return 0, pathError("write", f.path, syscall.ENOMEM)
+	}
 	h.writes.Add(1)
 	before := h.faults.takeBefore()
 	h.mu.Unlock()

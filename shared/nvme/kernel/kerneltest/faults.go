@@ -2,7 +2,9 @@ package kerneltest
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -164,8 +166,15 @@ func (h *Host) SetPortDown(addr, svc string, down bool) {
 		return
 	}
 	p.down = down
-	for _, c := range h.k.ctrls {
-		if c.port == p {
+	h.pathsChanged(p)
+}
+
+// pathsChanged runs pathChanged for the controllers through p, in
+// instance order, so that controller IDs are handed out the same way
+// every run.
+func (h *Host) pathsChanged(p *port) {
+	for _, inst := range slices.Sorted(maps.Keys(h.k.ctrls)) {
+		if c := h.k.ctrls[inst]; c != nil && c.port == p {
 			h.pathChanged(c)
 		}
 	}
@@ -195,11 +204,7 @@ func (h *Host) SetExported(addr, svc, nqn string, exported bool) {
 	} else {
 		delete(p.nqns, nqn)
 	}
-	for _, c := range h.k.ctrls {
-		if c.port == p {
-			h.pathChanged(c)
-		}
-	}
+	h.pathsChanged(p)
 }
 
 // pathChanged moves a controller between live and connecting after its

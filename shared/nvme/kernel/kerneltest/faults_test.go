@@ -3,6 +3,7 @@ package kerneltest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -412,3 +413,29 @@ func TestSetExported(t *testing.T) {
 	}
 	checkTree(t, h)
 }
+
+func TestInterfaces(t *testing.T) {
+	h := New(t, WithInterface("eth0", "192.0.2.10/24", "2001:db8::10/64"))
+	h.AddTarget("192.0.2.1", "4420", nqnA, ns1)
+	mustConnect(t, h, strings.Replace(opts(nqnA), "127.0.0.1", "192.0.2.1", 1))
+	if got := attr(t, h, "class/nvme/nvme0/address"); got != "traddr=192.0.2.1,trsvcid=4420,src_addr=192.0.2.10" {
+		t.Errorf("address %q: want the interface's address as the source", got)
+	}
+	mustConnect(t, h, strings.Replace(opts(nqnA, "host_iface=eth0", "host_traddr=192.0.2.10"), "127.0.0.1", "192.0.2.1", 1))
+	if got := attr(t, h, "class/nvme/nvme1/address"); got != "traddr=192.0.2.1,trsvcid=4420,host_traddr=192.0.2.10,host_iface=eth0,src_addr=192.0.2.10" {
+		t.Errorf("address %q", got)
+	}
+	fatal := make(chan bool, 1)
+	go func() {
+		defer func() { fatal <- recover() != nil }()
+		New(&fatalTB{recordTB: &recordTB{TB: t}}, WithInterface("eth1", "not-a-prefix"))
+	}()
+	if !<-fatal {
+		t.Error("a malformed interface prefix did not stop New")
+	}
+}
+
+// fatalTB turns Fatalf into a panic the test can recover from.
+type fatalTB struct{ *recordTB }
+
+func (f *fatalTB) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }

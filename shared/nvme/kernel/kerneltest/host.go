@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -58,6 +59,7 @@ type config struct {
 	strictHosts bool
 	cpus        int
 	ifaces      map[string][]netip.Prefix
+	ifaceErr    error
 	defaultID   string
 }
 
@@ -99,11 +101,16 @@ func WithCPUs(n int) Option { return func(c *config) { c.cpus = n } }
 // addresses.
 func WithInterface(name string, prefixes ...string) Option {
 	return func(c *config) {
-		for _, p := range prefixes {
-			c.ifaces[name] = append(c.ifaces[name], netip.MustParsePrefix(p))
-		}
 		if _, ok := c.ifaces[name]; !ok {
 			c.ifaces[name] = nil
+		}
+		for _, p := range prefixes {
+			pp, err := netip.ParsePrefix(p)
+			if err != nil {
+				c.ifaceErr = fmt.Errorf("WithInterface(%q): %w", name, err)
+				return
+			}
+			c.ifaces[name] = append(c.ifaces[name], pp)
 		}
 	}
 }
@@ -124,6 +131,9 @@ func New(tb testing.TB, opts ...Option) *Host {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.ifaceErr != nil {
+		tb.Fatalf("kerneltest: %v", cfg.ifaceErr)
+	}
 	if cfg.cpus < 1 {
 		tb.Fatalf("kerneltest: WithCPUs(%d): a host has at least one CPU", cfg.cpus)
 	}
@@ -132,6 +142,7 @@ func New(tb testing.TB, opts ...Option) *Host {
 	} else if !isUUID(cfg.defaultID) {
 		tb.Fatalf("kerneltest: WithDefaultHostID(%q): not a UUID", cfg.defaultID)
 	}
+	cfg.defaultID = strings.ToLower(cfg.defaultID)
 	base := tb.TempDir()
 	h := &Host{
 		tb:         tb,
@@ -194,8 +205,10 @@ func (h *Host) DevRoot() string { return h.devRoot }
 // FabricsPath is /dev/nvme-fabrics of this host.
 func (h *Host) FabricsPath() string { return filepath.Join(h.devRoot, "nvme-fabrics") }
 
-// DefaultHostNQN and DefaultHostID are the identity the kernel uses for a
-// connect that gives none.
+// DefaultHostNQN and DefaultHostID are the identity the kernel made at
+// boot, used by a connect that gives none. (On 6.1 a connect that gives the
+// default NQN with another ID, or none, changes the ID the controllers of
+// the default host show; these stay the boot values.)
 func (h *Host) DefaultHostNQN() string { return hostNQNUUIDPrefix + h.cfg.defaultID }
 
 // DefaultHostID: see DefaultHostNQN.
