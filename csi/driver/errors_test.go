@@ -32,7 +32,10 @@ func TestCodeOf(t *testing.T) {
 		{"target refuses connections", fmt.Errorf("connect: %w", syscall.ECONNREFUSED), codes.Unavailable},
 		{"name does not resolve", &net.DNSError{Err: "no such host", Name: "x.example", IsNotFound: true}, codes.FailedPrecondition},
 		{"resolver timed out", &net.DNSError{Err: "i/o timeout", Name: "x.example", IsTimeout: true}, codes.Unavailable},
-		{"file missing", fmt.Errorf("stat: %w", fs.ErrNotExist), codes.NotFound},
+		// Nomad takes NotFound from NodeUnstage as "already done": a file
+		// missing somewhere inside must not say the volume is.
+		{"file missing", fmt.Errorf("stat: %w", fs.ErrNotExist), codes.Internal},
+		{"kind given by the handler", fmt.Errorf("stage: %w", precondition("in use")), codes.FailedPrecondition},
 		{"something else", errors.New("boom"), codes.Internal},
 	}
 	for _, tt := range tests {

@@ -109,7 +109,7 @@ func (d *Driver) Observe() {
 }
 
 func (d *Driver) volumesWithFSErrors() int {
-	recs, err := d.state.volumes()
+	recs, err := d.state.stages()
 	if err != nil {
 		d.log.Warn("metrics: read state", "error", err)
 		return 0
@@ -122,14 +122,14 @@ func (d *Driver) volumesWithFSErrors() int {
 	n := 0
 	for _, r := range recs {
 		path := stagedPath(r)
-		devs := mountsAt(entries, path)
-		if len(devs) == 0 || r.Block {
+		at := mountsAt(entries, path)
+		if len(at) == 0 || r.Block {
 			continue
 		}
-		h, err := d.deviceHealth(devs[0], path)
+		h, err := d.deviceHealth(at[0].Device, path)
 		if err == nil && (h.FSErrors > 0 || h.ReadOnly) {
 			n++
-			d.log.Warn("file system errors", "volume_id", r.VolumeID, "device", devs[0], "errors", h.FSErrors, "read_only", h.ReadOnly, "message", h.Message)
+			d.log.Warn("file system errors", "volume_id", r.VolumeID, "device", at[0].Device, "errors", h.FSErrors, "read_only", h.ReadOnly, "message", h.Message)
 		}
 	}
 	return n

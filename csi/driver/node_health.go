@@ -7,8 +7,6 @@ import (
 	"strings"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
@@ -30,21 +28,22 @@ const (
 func (d *Driver) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolumeHealthRequest) (*csi.NodeGetVolumeHealthResponse, error) {
 	id := req.GetVolumeId()
 	if err := requireArgs("volume_id", id); err != nil {
-		return nil, err
+		return nil, toStatus(err, "volume health")
 	}
-	if err := ctxStatus(ctx); err != nil {
-		return nil, err
+	what := "health of volume " + id
+	if err := ctx.Err(); err != nil {
+		return nil, toStatus(err, what)
 	}
 	recs, err := d.volumeRecords(id)
 	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+		return nil, toStatus(err, what)
 	}
 	if len(recs) == 0 {
-		return nil, status.Errorf(codes.NotFound, "volume %s is not staged on this node", id)
+		return nil, toStatus(notFound("volume %s is not staged on this node", id), what)
 	}
 	entries, err := d.mounts.Mounts()
 	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+		return nil, toStatus(err, what)
 	}
 	var paths []string
 	block := false
@@ -71,7 +70,7 @@ func (d *Driver) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolume
 }
 
 // stagedPath is where a stage's mount is: the directory, or its block file.
-func stagedPath(r volumeRecord) string {
+func stagedPath(r stageRecord) string {
 	if r.Block {
 		return blockStagingFile(r.StagingPath)
 	}
@@ -82,8 +81,8 @@ func stagedPath(r volumeRecord) string {
 // is a device node bound onto a file, with no file system to probe: only
 // its controller is asked about.
 func (d *Driver) pathHealth(entries []MountEntry, path string, block bool) []*csi.VolumeHealth_VolumeHealthEntry {
-	devs := mountsAt(entries, path)
-	if len(devs) == 0 {
+	at := mountsAt(entries, path)
+	if len(at) == 0 {
 		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, reasonNotMounted,
 			fmt.Sprintf("nothing is mounted at %s: stage (or publish) the volume again", path))}
 	}
@@ -91,10 +90,10 @@ func (d *Driver) pathHealth(entries []MountEntry, path string, block bool) []*cs
 	if block {
 		fsPath = ""
 	}
-	h, err := d.deviceHealth(devs[0], fsPath)
+	h, err := d.deviceHealth(at[0].Device, fsPath)
 	if err != nil {
 		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, reasonDeviceGone,
-			fmt.Sprintf("device %s mounted at %s is gone (its controller was deleted, e.g. after ctrl_loss_tmo): unstage and stage the volume again", devs[0], path))}
+			fmt.Sprintf("device %s mounted at %s is gone (its controller was deleted, e.g. after ctrl_loss_tmo): unstage and stage the volume again", at[0].Device, path))}
 	}
 	return healthEntries(h)
 }
@@ -138,12 +137,12 @@ func unhealthy(t csi.VolumeHealthErrorType, reason, msg string) *csi.VolumeHealt
 // NodeGetStorageHealth reports every controller of this node that is not
 // live: its target is unreachable from here.
 func (d *Driver) NodeGetStorageHealth(ctx context.Context, _ *csi.NodeGetStorageHealthRequest) (*csi.NodeGetStorageHealthResponse, error) {
-	if err := ctxStatus(ctx); err != nil {
-		return nil, err
+	if err := ctx.Err(); err != nil {
+		return nil, toStatus(err, "storage health")
 	}
 	ctrls, err := d.cfg.Connector.Controllers()
 	if err != nil {
-		return nil, toStatus(err, "list controllers")
+		return nil, toStatus(err, "storage health: list controllers")
 	}
 	// One entry for all: the spec allows one per (status, reason).
 	var down []string

@@ -1,12 +1,12 @@
 package nvme
 
 import (
-	"github.com/nvmeof/nvmeof/shared/nvme/nvmetest"
-
 	"bytes"
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/nvmeof/nvmeof/shared/nvme/nvmetest"
 )
 
 func TestParseSecretsRejectsSettingGivenTwice(t *testing.T) {

@@ -1,13 +1,13 @@
 package nvme
 
 import (
-	"github.com/nvmeof/nvmeof/shared/nvme/nvmetest"
-
 	"bytes"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/nvmeof/nvmeof/shared/nvme/nvmetest"
 )
 
 var testHost = Host{NQN: "nqn.2026-01.io.nvmeof.lab:host-1", ID: "0aaaaaaa-0000-4000-8000-00000000000a"}

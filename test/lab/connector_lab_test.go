@@ -77,12 +77,22 @@ func labConnection(nqn string) nvme.Connection {
 	}
 }
 
+// valid validates conn as the plugin does before it connects.
+func valid(t *testing.T, conn nvme.Connection) nvme.ValidConnection {
+	t.Helper()
+	v, err := conn.Valid()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 // connectForTest connects and disconnects again when the test ends.
 func connectForTest(t *testing.T, c kernel.Connector, conn nvme.Connection) kernel.Controller {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	ctrl, err := c.Connect(ctx, conn)
+	ctrl, err := c.Connect(ctx, valid(t, conn))
 	if err != nil {
 		t.Fatalf("Connect(%s): %v", conn.Target.NQN, err)
 	}
@@ -198,7 +208,7 @@ func TestConnectorAdopts(t *testing.T) {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
-			ctrl, err := c.Connect(ctx, conn)
+			ctrl, err := c.Connect(ctx, valid(t, conn))
 			if err != nil {
 				t.Errorf("racer %d: %v", i, err)
 				return
@@ -287,7 +297,7 @@ func TestConnectorHostNotAllowed(t *testing.T) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	ctrl, err := c.Connect(ctx, labConnection(labtarget.SubsystemACL))
+	ctrl, err := c.Connect(ctx, valid(t, labConnection(labtarget.SubsystemACL)))
 	if err == nil {
 		_ = c.Disconnect(context.Background(), ctrl)
 		t.Fatalf("host %s connected to %s", labtarget.HostNQN, labtarget.SubsystemACL)
@@ -371,11 +381,16 @@ func TestConnectorInjectionRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The connector takes only validated connections; validation is
+	// where the injection stops.
 	conn := labConnection(labtarget.SubsystemOne + ",ctrl_loss_tmo=0")
-	ctrl, err := c.Connect(t.Context(), conn)
+	vc, err := conn.Valid()
 	if err == nil {
-		_ = c.Disconnect(context.Background(), ctrl)
-		t.Fatal("an NQN holding ,ctrl_loss_tmo=0 was connected")
+		ctrl, cerr := c.Connect(t.Context(), vc)
+		if cerr == nil {
+			_ = c.Disconnect(context.Background(), ctrl)
+		}
+		t.Fatal("an NQN holding ,ctrl_loss_tmo=0 passed validation")
 	}
 	if !errors.Is(err, nvme.ErrInvalid) {
 		t.Errorf("error = %v, want ErrInvalid", err)

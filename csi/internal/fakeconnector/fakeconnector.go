@@ -195,10 +195,8 @@ func (c *Connector) Counts() (connects, disconnects int) {
 }
 
 // Connect adopts a usable matching controller or creates one.
-func (c *Connector) Connect(ctx context.Context, conn nvme.Connection) (kernel.Controller, error) {
-	if err := conn.Validate(); err != nil {
-		return kernel.Controller{}, fmt.Errorf("fake connector: %w", err)
-	}
+func (c *Connector) Connect(ctx context.Context, vc nvme.ValidConnection) (kernel.Controller, error) {
+	conn := vc.Connection()
 	key := connKey(conn)
 	c.mu.Lock()
 	if c.inFlight[key] {
@@ -303,7 +301,8 @@ func (c *Connector) ResolveTarget(_ context.Context, t nvme.Target) (nvme.Target
 }
 
 // Find returns the usable controller matching conn.
-func (c *Connector) Find(conn nvme.Connection) (kernel.Controller, bool, error) {
+func (c *Connector) Find(vc nvme.ValidConnection) (kernel.Controller, bool, error) {
+	conn := vc.Connection()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ctrl, ok := c.findLocked(conn)
@@ -342,7 +341,12 @@ func (c *Connector) Resolve(ctx context.Context, ctrl kernel.Controller, sel nvm
 		}
 		return c.namespaceLocked(ctrl.Instance, ctrl.Subsystem, ns), nil
 	}
-	return kernel.Namespace{}, fmt.Errorf("fake connector: no namespace %s on %s: %w", sel, ctrl.Subsystem, fs.ErrNotExist)
+	// Like the kernel's: a namespace that is not there may still be on its
+	// way, so Resolve waits for it until ctx ends.
+	c.mu.Unlock()
+	<-ctx.Done()
+	c.mu.Lock()
+	return kernel.Namespace{}, fmt.Errorf("fake connector: no namespace %s on %s: %w", sel, ctrl.Subsystem, ctx.Err())
 }
 
 // mismatchError is a namespace whose identity differs from the selector's:
@@ -491,4 +495,19 @@ func parseDeviceName(name string) (instance int, nsid uint32, ok bool) {
 		return 0, 0, false
 	}
 	return i, uint32(n), true
+}
+
+// Namespaces lists the namespaces reached through ctrl.
+func (c *Connector) Namespaces(ctrl kernel.Controller) ([]kernel.Namespace, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur, ok := c.controllers[ctrl.Name]
+	if !ok {
+		return nil, fmt.Errorf("fake connector: controller %s: %w", ctrl.Name, kernel.ErrControllerGone)
+	}
+	var out []kernel.Namespace
+	for _, ns := range c.targets[cur.Subsystem].namespaces {
+		out = append(out, c.namespaceLocked(cur.Instance, cur.Subsystem, ns))
+	}
+	return out, nil
 }

@@ -174,8 +174,12 @@ func CheckFabricsSupport(sysfsRoot, devRoot string) error {
 		return fmt.Errorf("%w: %s is not a character device", ErrFabricsUnavailable, dev)
 	}
 	mod := filepath.Join(sysfsRoot, "module", "nvme_tcp")
-	if _, err := os.Stat(mod); err != nil {
+	if _, err := os.Stat(mod); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: %s not found, the NVMe/TCP transport is not loaded: run `modprobe nvme-tcp`", ErrFabricsUnavailable, mod)
+	} else if err != nil {
+		// Not "not loaded": sysfs itself cannot be read (a bad mount of
+		// the host's /sys into the plugin's container, say).
+		return fmt.Errorf("%w: look for nvme_tcp: %w", ErrFabricsUnavailable, err)
 	}
 	return nil
 }

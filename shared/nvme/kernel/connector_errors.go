@@ -1,11 +1,12 @@
 package kernel
 
 import (
-	"github.com/nvmeof/nvmeof/shared/nvme"
-
+	"context"
 	"errors"
 	"fmt"
 	"syscall"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
 )
 
 // Errors of the connector, matched with errors.Is.
@@ -86,4 +87,38 @@ func newConnectError(c nvme.Connection, err error) *connectError {
 		e.hint = "the target is unreachable from this host"
 	}
 	return e
+}
+
+// InFlightError: a Connect's context ended while the kernel was still
+// creating the controller. The write to /dev/nvme-fabrics cannot be
+// interrupted, so the controller may yet appear; whoever recorded that it
+// asked for one must learn what happened, through Wait, before it can
+// tell the controller from one someone else makes later.
+type InFlightError struct {
+	target string // "subsystem ... at addr:port"
+	cause  error  // the context's error
+	wait   func(context.Context) (string, error)
+	read   func(name string) (Controller, error)
+}
+
+func (e *InFlightError) Error() string {
+	return fmt.Sprintf("connect to %s: gave up waiting (%v) while the kernel was still connecting; it finishes in the background", e.target, e.cause)
+}
+
+// Unwrap gives the context's error, so the failure maps to
+// DeadlineExceeded or Canceled like any other.
+func (e *InFlightError) Unwrap() error { return e.cause }
+
+// Wait blocks until the kernel has finished (or ctx ends) and returns the
+// controller it created, or the error it gave. It may be called more than
+// once.
+func (e *InFlightError) Wait(ctx context.Context) (Controller, error) {
+	name, err := e.wait(ctx)
+	if err != nil {
+		return Controller{}, err
+	}
+	if e.read == nil {
+		return Controller{Name: name}, nil
+	}
+	return e.read(name)
 }

@@ -1,8 +1,6 @@
 package kernel
 
 import (
-	"github.com/nvmeof/nvmeof/shared/nvme"
-
 	"context"
 	"errors"
 	"fmt"
@@ -12,11 +10,11 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/nvmeof/nvmeof/shared/nvme"
 	"github.com/nvmeof/nvmeof/shared/retry"
 )
 
@@ -33,27 +31,12 @@ type kernelConnector struct {
 
 var _ Connector = (*kernelConnector)(nil)
 
-// lookupTimeout bounds the host name lookup of Find, which has no context.
-const lookupTimeout = 10 * time.Second
-
-func (k *kernelConnector) Connect(ctx context.Context, c nvme.Connection) (Controller, error) {
-	// Checked before the name lookup too, so a bad NQN costs no DNS query.
-	if err := c.Target.Validate(nvme.NQNFreeForm); err != nil {
-		return Controller{}, fmt.Errorf("connect to subsystem %q: %w", c.Target.NQN, err)
-	}
-	c, err := k.resolveTarget(ctx, c)
-	if err != nil {
-		return Controller{}, err
-	}
-	// Everything is checked before the kernel sees anything: a value that
-	// would inject an option never gets near /dev/nvme-fabrics.
-	if err := c.Validate(); err != nil {
-		return Controller{}, fmt.Errorf("connect to subsystem %q: %w", c.Target.NQN, err)
-	}
+func (k *kernelConnector) Connect(ctx context.Context, vc nvme.ValidConnection) (Controller, error) {
+	c := vc.Connection()
 	var ctrl Controller
-	err = retry.RetryWithBackoff(ctx, k.backoff, func(ctx context.Context) error {
+	err := retry.RetryWithBackoff(ctx, k.backoff, func(ctx context.Context) error {
 		var err error
-		ctrl, err = k.connectOnce(ctx, c)
+		ctrl, err = k.connectOnce(ctx, vc)
 		if err != nil {
 			k.log.Debug("connect attempt failed", "nqn", c.Target.NQN, "traddr", c.Target.TrAddr, "error", err)
 		}
@@ -66,13 +49,19 @@ func (k *kernelConnector) Connect(ctx context.Context, c nvme.Connection) (Contr
 }
 
 // connectOnce adopts a matching controller or creates one.
-func (k *kernelConnector) connectOnce(ctx context.Context, c nvme.Connection) (Controller, error) {
+func (k *kernelConnector) connectOnce(ctx context.Context, vc nvme.ValidConnection) (Controller, error) {
+	c := vc.Connection()
 	if ctrl, found, err := findController(k.sys, c); err != nil {
 		return Controller{}, err
 	} else if found {
 		return k.adopt(ctrl, c.Config)
 	}
-	name, err := k.backend.create(ctx, c)
+	name, err := k.backend.create(ctx, vc)
+	var inflight *InFlightError
+	if errors.As(err, &inflight) {
+		inflight.read = func(name string) (Controller, error) { return k.newController(name, c) }
+		return Controller{}, err
+	}
 	if errors.Is(err, syscall.EALREADY) {
 		// Someone else connected between our look and our write.
 		ctrl, found, ferr := findController(k.sys, c)
@@ -90,6 +79,11 @@ func (k *kernelConnector) connectOnce(ctx context.Context, c nvme.Connection) (C
 	if err != nil {
 		return Controller{}, err
 	}
+	return k.newController(name, c)
+}
+
+// newController reads the controller the kernel just created for c.
+func (k *kernelConnector) newController(name string, c nvme.Connection) (Controller, error) {
 	ctrl, err := k.sys.controller(name)
 	if err != nil {
 		return Controller{}, fmt.Errorf("read new controller: %w", err)
@@ -114,14 +108,8 @@ func (k *kernelConnector) adopt(ctrl Controller, cfg nvme.ConnectionConfig) (Con
 	return k.readBack(ctrl, cfg)
 }
 
-func (k *kernelConnector) Find(c nvme.Connection) (Controller, bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
-	defer cancel()
-	c, err := k.resolveTarget(ctx, c)
-	if err != nil {
-		return Controller{}, false, err
-	}
-	return findController(k.sys, c)
+func (k *kernelConnector) Find(c nvme.ValidConnection) (Controller, bool, error) {
+	return findController(k.sys, c.Connection())
 }
 
 func (k *kernelConnector) Controllers() ([]Controller, error) {
@@ -247,36 +235,29 @@ func reconnectParamsMatch(ctrl Controller, cfg nvme.ConnectionConfig) bool {
 	return true
 }
 
-func (k *kernelConnector) ResolveTarget(ctx context.Context, t nvme.Target) (nvme.Target, error) {
-	c, err := k.resolveTarget(ctx, nvme.Connection{Target: t})
-	return c.Target, err
-}
-
-// resolveTarget replaces a host name in traddr by its first address (the
+// ResolveTarget replaces a host name in traddr by its first address (the
 // kernel takes only literal addresses) and writes an address the way the
 // kernel prints it in sysfs, so matching compares like with like.
-func (k *kernelConnector) resolveTarget(ctx context.Context, c nvme.Connection) (nvme.Connection, error) {
-	host := c.Target.TrAddr
+func (k *kernelConnector) ResolveTarget(ctx context.Context, t nvme.Target) (nvme.Target, error) {
+	host := t.TrAddr
 	if addr, err := netip.ParseAddr(host); err == nil {
-		c.Target.TrAddr = addr.Unmap().String()
-		return c, nil
+		t.TrAddr = addr.Unmap().String()
+		return t, nil
 	}
-	if host == "" {
-		return c, nil
-	}
-	if err := c.Target.Validate(nvme.NQNFreeForm); err != nil {
-		return nvme.Connection{}, fmt.Errorf("resolve target host %q: %w", host, err)
+	// Checked before the lookup, so a bad name costs no DNS query.
+	if err := t.Validate(nvme.NQNFreeForm); err != nil {
+		return nvme.Target{}, fmt.Errorf("resolve target host %q: %w", nvme.Truncate(host), err)
 	}
 	addrs, err := k.lookupHost(ctx, host)
 	if err != nil {
-		return nvme.Connection{}, fmt.Errorf("resolve target host %q: %w", host, err)
+		return nvme.Target{}, fmt.Errorf("resolve target host %q: %w", host, err)
 	}
 	if len(addrs) == 0 {
-		return nvme.Connection{}, fmt.Errorf("resolve target host %q: no addresses", host)
+		return nvme.Target{}, fmt.Errorf("resolve target host %q: no addresses", host)
 	}
-	c.Target.TrAddr = addrs[0].Unmap().String()
-	k.log.Debug("resolved target host", "host", host, "traddr", c.Target.TrAddr)
-	return c, nil
+	t.TrAddr = addrs[0].Unmap().String()
+	k.log.Debug("resolved target host", "host", host, "traddr", t.TrAddr)
+	return t, nil
 }
 
 // findController returns the usable controller matching c, preferring a

@@ -19,7 +19,7 @@ func TestConnectCreates(t *testing.T) {
 	h.AddTarget("127.0.0.1", "4420", nqnOne, nsOne)
 	k := newTestConnector(t, h)
 
-	ctrl, err := k.Connect(t.Context(), connectionTo(nqnOne))
+	ctrl, err := k.Connect(t.Context(), valid(t, connectionTo(nqnOne)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestConnectAdopts(t *testing.T) {
 			tt.existing(t, h)
 			k := newTestConnector(t, h)
 
-			ctrl, err := k.Connect(t.Context(), connectionTo(nqnOne))
+			ctrl, err := k.Connect(t.Context(), valid(t, connectionTo(nqnOne)))
 			if err != nil {
 				t.Fatalf("%v (dmesg %q)", err, h.Dmesg())
 			}
@@ -110,7 +110,7 @@ func TestConnectEALREADYAdoptsTheOtherConnect(t *testing.T) {
 	})
 	k := newTestConnector(t, h)
 
-	ctrl, err := k.Connect(t.Context(), connectionTo(nqnOne))
+	ctrl, err := k.Connect(t.Context(), valid(t, connectionTo(nqnOne)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,12 +173,12 @@ func TestConnectErrors(t *testing.T) {
 				c.Host.NQN += "\nctrl_loss_tmo=0"
 				return c
 			}, wantErr: nvme.ErrInvalid, wantText: "newline"},
-		{name: "unknown host name", setup: func(*testing.T, *kerneltest.Host) {},
+		{name: "a host name must be resolved first", setup: func(*testing.T, *kerneltest.Host) {},
 			conn: func() nvme.Connection {
 				c := connectionTo(nqnOne)
 				c.Target.TrAddr = "nowhere.example"
 				return c
-			}, wantText: `resolve target host "nowhere.example"`},
+			}, wantErr: nvme.ErrInvalid, wantText: "resolve it before connecting"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -189,7 +189,12 @@ func TestConnectErrors(t *testing.T) {
 			if tt.conn != nil {
 				conn = tt.conn()
 			}
-			_, err := k.Connect(t.Context(), conn)
+			// The connector takes only validated connections: a value that
+			// would inject an option is refused before anything is sent.
+			vc, err := conn.Valid()
+			if err == nil {
+				_, err = k.Connect(t.Context(), vc)
+			}
 			if got := len(h.Writes()); got != tt.wantWrites {
 				t.Errorf("%d writes to the kernel, want %d", got, tt.wantWrites)
 			}
@@ -219,16 +224,23 @@ func TestConnectResolvesHostName(t *testing.T) {
 	k := newTestConnector(t, h)
 	conn := connectionTo(nqnOne)
 	conn.Target.TrAddr = "target.example"
-
-	ctrl, err := k.Connect(t.Context(), conn)
+	target, err := k.ResolveTarget(t.Context(), conn.Target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Target = target
+	ctrl, err := k.Connect(t.Context(), valid(t, conn))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if w := h.Writes(); !strings.Contains(w[0], ",traddr=127.0.0.1,") || ctrl.TrAddr != "127.0.0.1" {
 		t.Errorf("wrote %q, controller traddr %q; want the resolved 127.0.0.1", w[0], ctrl.TrAddr)
 	}
-	// Find resolves the same way and finds what Connect made.
-	found, ok, err := k.Find(conn)
+	if _, err := k.ResolveTarget(t.Context(), nvme.Target{TrAddr: "nowhere.example"}); err == nil || !strings.Contains(err.Error(), `"nowhere.example"`) {
+		t.Errorf("ResolveTarget of an unknown name: %v", err)
+	}
+	// Find finds what Connect made.
+	found, ok, err := k.Find(valid(t, conn))
 	if err != nil || !ok || found.Name != ctrl.Name {
 		t.Errorf("Find = %s, %v, %v; want %s", found.Name, ok, err, ctrl.Name)
 	}
@@ -246,15 +258,16 @@ func TestConnectCancelledDuringWriteClosesLater(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
 	go func() {
-		_, err := k.Connect(ctx, connectionTo(nqnOne))
+		_, err := k.Connect(ctx, valid(t, connectionTo(nqnOne)))
 		errc <- err
 	}()
 	<-entered
 	cancel()
+	var inflight *InFlightError
 	select {
 	case err := <-errc:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("error = %v, want context.Canceled", err)
+		if !errors.Is(err, context.Canceled) || !errors.As(err, &inflight) {
+			t.Fatalf("error = %v, want context.Canceled and an *InFlightError", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Connect did not return after its context was cancelled")
@@ -268,8 +281,16 @@ func TestConnectCancelledDuringWriteClosesLater(t *testing.T) {
 	if err := h.WaitFabricsClosed(waitCtx); err != nil {
 		t.Fatalf("device never closed after the write returned: %v", err)
 	}
+	// Whoever asked learns what the kernel finally made.
+	made, err := inflight.Wait(t.Context())
+	if err != nil || made.Name != "nvme0" || made.Subsystem != nqnOne {
+		t.Fatalf("Wait = %+v, %v; want the new controller nvme0", made, err)
+	}
+	if again, err := inflight.Wait(t.Context()); err != nil || again.Name != made.Name {
+		t.Errorf("second Wait = %s, %v; want %s", again.Name, err, made.Name)
+	}
 	// The connect finished in the kernel: the next Connect adopts it.
-	ctrl, err := k.Connect(t.Context(), connectionTo(nqnOne))
+	ctrl, err := k.Connect(t.Context(), valid(t, connectionTo(nqnOne)))
 	if err != nil || ctrl.Name != "nvme0" || len(h.Writes()) != 1 {
 		t.Errorf("Connect after the late connect = %s, %v after %d writes; want nvme0 adopted", ctrl.Name, err, len(h.Writes()))
 	}
@@ -423,7 +444,7 @@ func TestConnectAfterAnotherHostIDOn61(t *testing.T) {
 	h.AddTarget("127.0.0.1", "4420", nqnOne, nsOne)
 	h.AddTarget("127.0.0.1", "4420", nqnTwo, nsTwo)
 	k := newTestConnector(t, h)
-	first, err := k.Connect(t.Context(), connectionTo(nqnOne))
+	first, err := k.Connect(t.Context(), valid(t, connectionTo(nqnOne)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +452,7 @@ func TestConnectAfterAnotherHostIDOn61(t *testing.T) {
 	if got := ctrlAttr(t, h, first.Name, "hostid"); got != otherHostID {
 		t.Fatalf("hostid of %s after another ID connected: %s, want %s", first.Name, got, otherHostID)
 	}
-	ctrl, err := k.Connect(t.Context(), connectionTo(nqnOne))
+	ctrl, err := k.Connect(t.Context(), valid(t, connectionTo(nqnOne)))
 	if err != nil || ctrl.Name != first.Name {
 		t.Fatalf("Connect = %s, %v; want %s adopted", ctrl.Name, err, first.Name)
 	}

@@ -73,7 +73,7 @@ func TestNVMeCLIBackend(t *testing.T) {
 			c := newCLIConnector(t, h)
 			conn := connectionTo(nqnOne)
 			conn.Auth = tt.auth
-			ctrl, err := c.Connect(t.Context(), conn)
+			ctrl, err := c.Connect(t.Context(), valid(t, conn))
 			calls := h.NVMeCLI().Calls()
 			if len(calls) != tt.wantCalls {
 				t.Errorf("nvme ran %d times, want %d", len(calls), tt.wantCalls)
@@ -93,7 +93,7 @@ func TestNVMeCLIBackend(t *testing.T) {
 			if ctrl.Name != tt.wantName {
 				t.Errorf("controller %s, want %s", ctrl.Name, tt.wantName)
 			}
-			want, err := conn.BuildConnectArgs()
+			want, err := valid(t, conn).BuildConnectArgs()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -114,7 +114,7 @@ func TestNVMeCLIBackendWritesWhatFabricsWrites(t *testing.T) {
 	options := func(newConnector func(*testing.T, *kerneltest.Host) Connector) map[string]bool {
 		h := kerneltest.New(t)
 		h.AddTarget("127.0.0.1", "4420", nqnOne, nsOne)
-		if _, err := newConnector(t, h).Connect(t.Context(), conn); err != nil {
+		if _, err := newConnector(t, h).Connect(t.Context(), valid(t, conn)); err != nil {
 			t.Fatal(err)
 		}
 		w := h.Writes()
@@ -140,7 +140,7 @@ func TestNVMeCLIBackendRefusesZeroTimeouts(t *testing.T) {
 	c := newCLIConnector(t, h)
 	conn := connectionTo(nqnOne)
 	conn.Config.CtrlLossTmo = 0
-	if _, err := c.Connect(t.Context(), conn); !errors.Is(err, nvme.ErrInvalid) || len(h.NVMeCLI().Calls()) != 0 {
+	if _, err := c.Connect(t.Context(), valid(t, conn)); !errors.Is(err, nvme.ErrInvalid) || len(h.NVMeCLI().Calls()) != 0 {
 		t.Errorf("error = %v after %d runs, want nvme.ErrInvalid before running nvme", err, len(h.NVMeCLI().Calls()))
 	}
 }

@@ -291,7 +291,7 @@ func TestCheckFabricsSupportOnSimulatedHost(t *testing.T) {
 	}
 	k := newTestConnector(t, h)
 	h.AddTarget("127.0.0.1", "4420", nqnOne, nsOne)
-	if _, err := k.Connect(t.Context(), connectionTo(nqnOne)); !errors.Is(err, ErrFabricsUnavailable) {
+	if _, err := k.Connect(t.Context(), valid(t, connectionTo(nqnOne))); !errors.Is(err, ErrFabricsUnavailable) {
 		t.Errorf("Connect without the modules: %v, want ErrFabricsUnavailable", err)
 	}
 }

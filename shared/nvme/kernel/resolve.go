@@ -1,8 +1,6 @@
 package kernel
 
 import (
-	"github.com/nvmeof/nvmeof/shared/nvme"
-
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
 )
 
 // Resolve waits for the namespace sel picks on ctrl's subsystem. The kernel
@@ -150,10 +150,10 @@ func (k *kernelConnector) matchDisk(dir, name, nqn string, sel nvme.NamespaceSel
 	return ns, true, nil
 }
 
-// readNamespace reads a disk's identity and size.
+// readNamespace reads a disk's identity, size and device number.
 func (k *kernelConnector) readNamespace(dir, name, nqn string) (Namespace, error) {
-	var attrs [4]string
-	for i, a := range []string{"nsid", "uuid", "nguid", "size"} {
+	var attrs [5]string
+	for i, a := range []string{"nsid", "uuid", "nguid", "size", "dev"} {
 		var err error
 		if a == "nsid" {
 			attrs[i], err = readAttr(dir, a)
@@ -184,6 +184,7 @@ func (k *kernelConnector) readNamespace(dir, name, nqn string) (Namespace, error
 		UUID:       id.UUID,
 		NGUID:      id.NGUID,
 		SizeBytes:  size,
+		Dev:        attrs[4],
 	}, nil
 }
 
@@ -300,4 +301,53 @@ func (k *kernelConnector) hasPathTo(dir string, nsid uint32) bool {
 		}
 	}
 	return false
+}
+
+// Namespaces lists the disks reached through ctrl: its own disks without
+// native multipath, the head disk of each of its paths with it. A disk
+// that vanishes while read is no longer reached; any other failure fails
+// the whole list, so that a caller deciding whether the controller is
+// still used never decides from half a list.
+func (k *kernelConnector) Namespaces(ctrl Controller) ([]Namespace, error) {
+	ctrlDir := k.sys.controllerDir(ctrl.Name)
+	entries, err := readDirNames(ctrlDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("controller %s: %w", ctrl.Name, ErrControllerGone)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("namespaces of %s: %w", ctrl.Name, err)
+	}
+	var out []Namespace
+	for _, e := range entries {
+		var dir, disk string
+		switch classifyDisk(e) {
+		case diskPlain:
+			dir, disk = filepath.Join(ctrlDir, e), e
+		case diskPath:
+			disk = headOfPath(e)
+			dir = k.sys.blockDir(disk)
+		default:
+			continue
+		}
+		ns, err := k.readNamespace(dir, disk, ctrl.Subsystem)
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
+				continue // the disk went away while we looked
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("namespaces of %s: %w", ctrl.Name, err)
+		}
+		out = append(out, ns)
+	}
+	return out, nil
+}
+
+// headOfPath names the head disk of a path disk: nvmeKcCnI is a path of
+// nvmeKnI.
+func headOfPath(path string) string {
+	rest := strings.TrimPrefix(path, "nvme")
+	sub, _, _ := strings.Cut(rest, "c")
+	_, idx, _ := strings.Cut(rest, "n")
+	return "nvme" + sub + "n" + idx
 }

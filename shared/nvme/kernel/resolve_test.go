@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -126,8 +127,10 @@ func TestResolveNamespaceDetails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// 259:4 is the number the kernel gives it: the lowest free when it
+	// appeared, nvme1's path disks having freed 259:2 and 259:4.
 	want := Namespace{DevicePath: filepath.Join(h.DevRoot(), "nvme1n3"), Name: "nvme1n3", Subsystem: nqnOne, NSID: 7,
-		NGUID: "77777777777777777777777777777777", SizeBytes: 8 * 512}
+		NGUID: "77777777777777777777777777777777", SizeBytes: 8 * 512, Dev: "259:4"}
 	if ns != want {
 		t.Errorf("got  %+v\nwant %+v", ns, want)
 	}
@@ -301,6 +304,61 @@ func TestLookupsFailOnReadErrors(t *testing.T) {
 		h.BreakAttr("class/nvme/nvme3/state")
 		if _, err := k.Controllers(); err == nil || errors.Is(err, ErrControllerGone) {
 			t.Errorf("Controllers with a state unreadable: %v, want a read error", err)
+		}
+	})
+}
+
+func TestNamespaces(t *testing.T) {
+	tests := []struct {
+		name    string
+		fixture func(*testing.T) *kerneltest.Host
+		ctrl    string
+		want    string // "name(nsid,dev) ..."
+		wantErr error
+	}{
+		{name: "multipath, three heads", fixture: multipathHost, ctrl: "nvme3", want: "nvme1n1(2,259:3) nvme1n2(1,259:5) nvme1n3(7,259:4)"},
+		{name: "multipath, the path that missed a namespace", fixture: multipathHost, ctrl: "nvme2", want: "nvme1n1(2,259:3) nvme1n2(1,259:5)"},
+		{name: "plain disks", fixture: plainHost, ctrl: "nvme1", want: "nvme1n1(2,259:1) nvme1n2(1,259:2)"},
+		{name: "gone", fixture: plainHost, ctrl: "nvme7", wantErr: ErrControllerGone},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := tt.fixture(t)
+			k := newTestConnector(t, h)
+			got, err := k.Namespaces(Controller{Name: tt.ctrl, Subsystem: nqnOne})
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("error %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, ns := range got {
+				names = append(names, fmt.Sprintf("%s(%d,%s)", ns.Name, ns.NSID, ns.Dev))
+			}
+			slices.Sort(names)
+			if strings.Join(names, " ") != tt.want {
+				t.Errorf("Namespaces(%s) = %v, want %s", tt.ctrl, names, tt.want)
+			}
+			// The numbers are the disks' own, as the mount table shows them.
+			for _, d := range h.Disks() {
+				for _, ns := range got {
+					if d.Name == ns.Name && d.Dev != ns.Dev {
+						t.Errorf("%s: connector says %s, sysfs %s", d.Name, ns.Dev, d.Dev)
+					}
+				}
+			}
+		})
+	}
+	t.Run("a read error is an error, not a shorter list", func(t *testing.T) {
+		h := multipathHost(t)
+		k := newTestConnector(t, h)
+		h.BreakAttr("block/nvme1n3/nsid")
+		if got, err := k.Namespaces(Controller{Name: "nvme3", Subsystem: nqnOne}); err == nil {
+			t.Errorf("Namespaces with an unreadable nsid = %d namespaces, want an error", len(got))
 		}
 	})
 }

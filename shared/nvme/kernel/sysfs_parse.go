@@ -1,11 +1,11 @@
 package kernel
 
 import (
-	"github.com/nvmeof/nvmeof/shared/nvme"
-
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
 )
 
 // The parsers below turn the text of sysfs attributes and of the
