@@ -40,6 +40,19 @@
 //     reads rounded up, and changing reconnect_delay alone changes what
 //     ctrl_loss_tmo reads), "off" for forever.
 //
+// A test wires the connector to a host like this (the nvme-cli backend
+// takes Exec: h.NVMeCLI()):
+//
+//	h := kerneltest.New(t)
+//	h.AddTarget("127.0.0.1", "4420", nqn, kerneltest.Namespace{NSID: 1, UUID: id, SizeBytes: 64 << 20})
+//	c, err := kernel.NewConnector(kernel.ConnectorConfig{
+//		SysfsRoot: h.SysfsRoot(), DevRoot: h.DevRoot(),
+//		ControlFiles: h, LookupHost: h.LookupHost,
+//	})
+//
+// test/lab/kerneltest_lab_test.go runs the same scenarios against Debian's
+// kernel and against this package and fails on any difference.
+//
 // Namespace data lives in one backing file per namespace; every /dev node
 // of the namespace is a hard link to it, so bytes written through one
 // controller are read through the next. Nodes are regular files: nothing
