@@ -173,6 +173,15 @@ func (k *kapi) waitState(name, want string, timeout time.Duration) {
 	}
 }
 
+// waitDisks waits until controller name has n disks (path disks, or its
+// own): the kernel scans namespaces after the connect returns.
+func (k *kapi) waitDisks(name string, n int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for len(k.entries(filepath.Join("class/nvme", name), nil)) < n && k.sim == nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // expire ends ctrl_loss_tmo of nqn's reconnecting controllers: the
 // simulation's ExpireCtrlLoss, the real kernel's own timer.
 func (k *kapi) expire(nqn string) {
@@ -375,6 +384,9 @@ var conformanceScenarios = []struct {
 		if a == "" || b == "" || c == "" {
 			k.deleteAll()
 			return
+		}
+		for _, name := range []string{a, b} {
+			k.waitDisks(name, 2, 10*time.Second)
 		}
 		aN, bN, cN := strings.TrimPrefix(a, "nvme"), strings.TrimPrefix(b, "nvme"), strings.TrimPrefix(c, "nvme")
 		replace := map[string]string{"nvme" + aN + "c": "nvmeAc", "c" + aN + "n": "cAn", "c" + bN + "n": "cBn",
