@@ -86,23 +86,37 @@ func (d *Driver) create(ctx context.Context, log hclog.Logger, conn nvme.ValidCo
 	if err := d.state.putController(pending); err != nil {
 		return kernel.Controller{}, err
 	}
-	ctrl, err := d.cfg.Connector.Connect(ctx, conn)
+	ctrl, err := d.cfg.Connector.Create(ctx, conn)
 	var inflight *kernel.InFlightError
 	switch {
 	case errors.As(err, &inflight):
 		go d.settle(log, held, inflight, pending, prev, havePrev)
 		return kernel.Controller{}, err
+	case errors.Is(err, kernel.ErrControllerExists):
+		// Someone connected the subsystem between our look and our write:
+		// theirs, adopted, never recorded as the plugin's.
+		if rerr := d.restoreController(want.Key, prev, havePrev); rerr != nil {
+			return kernel.Controller{}, rerr
+		}
+		existing, found, ferr := d.cfg.Connector.Find(conn)
+		if ferr != nil || !found {
+			return kernel.Controller{}, fmt.Errorf("connect %s: %w", want.Target.NQN, errors.Join(err, ferr))
+		}
+		if err := checkFixedSettings(existing, prev, havePrev, want); err != nil {
+			return kernel.Controller{}, err
+		}
+		return d.adopt(ctx, log, conn, existing, prev, havePrev)
 	case err != nil:
 		if rerr := d.restoreController(want.Key, prev, havePrev); rerr != nil {
 			log.Error("could not roll back the controller record of a failed connect", "error", rerr)
 		}
 		return kernel.Controller{}, fmt.Errorf("connect %s at %s:%s: %w", want.Target.NQN, want.Target.TrAddr, want.Target.TrSvcID, err)
 	}
-	pending.Name, pending.CntlID = ctrl.Name, ctrl.CntlID
+	pending.identify(ctrl)
 	if err := d.state.putController(pending); err != nil {
 		return kernel.Controller{}, err
 	}
-	log.Info("connected", "controller", ctrl.Name, "cntlid", ctrl.CntlID)
+	log.Info("connected", "controller", ctrl.Name, "cntlid", ctrl.CntlID, "id", ctrl.ID)
 	return ctrl, nil
 }
 
@@ -123,10 +137,12 @@ func (d *Driver) adopt(ctx context.Context, log hclog.Logger, conn nvme.ValidCon
 	}
 	switch {
 	case havePrev && prev.owns(ctrl):
-		next.Created, next.Name, next.CntlID = true, ctrl.Name, ctrl.CntlID
-	case ctrl.Name != existing.Name || ctrl.CntlID != existing.CntlID:
-		// The one found went away meanwhile and Connect made this one.
-		next.Created, next.Name, next.CntlID = true, ctrl.Name, ctrl.CntlID
+		next.Created = true
+		next.identify(ctrl)
+	case ctrl.Name != existing.Name || ctrl.ID != existing.ID:
+		// The one found went away meanwhile, and Connect made or adopted
+		// another: not known to be ours, so never disconnected by us.
+		log.Warn("the controller to adopt was replaced meanwhile; the new one is left connected at unstage", "was", existing.Name, "now", ctrl.Name)
 	default:
 		log.Debug("adopted a controller the plugin did not create; it will be left connected", "controller", ctrl.Name)
 	}
@@ -164,7 +180,7 @@ func (d *Driver) settle(log hclog.Logger, held *heldKey, inflight *kernel.InFlig
 		}
 		return
 	}
-	pending.Name, pending.CntlID = ctrl.Name, ctrl.CntlID
+	pending.identify(ctrl)
 	if err := d.state.putController(pending); err != nil {
 		log.Error("could not record the controller of an abandoned connect", "controller", ctrl.Name, "error", err)
 		return

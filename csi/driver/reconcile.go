@@ -94,7 +94,7 @@ func (d *Driver) reconcileController(ctx context.Context, log hclog.Logger, rec 
 			log.Info("a connect was cut short by a restart and made no controller; forgetting it")
 			return d.state.deleteController(rec.Key)
 		}
-		rec.Name, rec.CntlID = ctrl.Name, ctrl.CntlID
+		rec.identify(ctrl)
 		if err := d.state.putController(rec); err != nil {
 			return err
 		}

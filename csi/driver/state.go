@@ -27,10 +27,13 @@ type controllerRecord struct {
 	// written before the connect, so that a plugin killed while the kernel
 	// creates the controller still knows on restart.
 	Created bool
-	// Name and CntlID identify the controller the plugin created, once the
-	// kernel has answered; empty while the answer is not in.
+	// Name and ID identify the controller the plugin created, once the
+	// kernel has answered; empty while the answer is not in. (CntlID is
+	// kept for records written before ID: nvmet changes a controller's
+	// cntlid at every reconnect, so it identifies nothing for long.)
 	Name   string
-	CntlID int
+	ID     uint64 `json:",omitempty"`
+	CntlID int    `json:",omitempty"`
 }
 
 // pending reports a creation whose answer never came in: the plugin was
@@ -39,10 +42,21 @@ func (r controllerRecord) pending() bool { return r.Created && r.Name == "" }
 
 // owns reports whether ctrl is the controller this record says the plugin
 // created. A controller someone else connected after the kernel deleted
-// ours (ctrl_loss_tmo) has the same key but another name or cntlid; a
-// pending record owns nothing until reconciliation settles it.
+// ours (ctrl_loss_tmo) has the same key, maybe the same name, but another
+// ID; a pending record owns nothing until reconciliation settles it.
 func (r controllerRecord) owns(ctrl kernel.Controller) bool {
-	return r.Created && r.Name != "" && r.Name == ctrl.Name && r.CntlID == ctrl.CntlID
+	if !r.Created || r.Name == "" || r.Name != ctrl.Name {
+		return false
+	}
+	if r.ID == 0 { // a record from before IDs
+		return r.CntlID == ctrl.CntlID
+	}
+	return r.ID == ctrl.ID
+}
+
+// identify records ctrl as the one this record names.
+func (r *controllerRecord) identify(ctrl kernel.Controller) {
+	r.Name, r.ID, r.CntlID = ctrl.Name, ctrl.ID, 0
 }
 
 // stageRecord is a volume staged at a path: which controller serves it,

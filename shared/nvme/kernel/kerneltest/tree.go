@@ -132,7 +132,10 @@ func (t *tree) remove(path string) {
 		}
 		return
 	}
-	t.check(os.RemoveAll(tmp))
+	// What was removed stays, out of sight, in the staging area: its inode
+	// numbers are then never given to a new object. sysfs (kernfs) does not
+	// reuse them either, and the connector tells a controller from a new one
+	// under the same name by its directory's inode.
 	prefix := path + string(filepath.Separator)
 	for p := range t.values {
 		if p == path || len(p) > len(prefix) && p[:len(prefix)] == prefix {
