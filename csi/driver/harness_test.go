@@ -215,3 +215,25 @@ func scrape(t *testing.T, e *env) string {
 	e.metrics.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	return rec.Body.String()
 }
+
+// devicePath is the /dev node of namespace nsid of nqn, found as the
+// plugin finds it; a controller of nqn must be connected.
+func (e *env) devicePath(nqn string, nsid uint32) string {
+	e.t.Helper()
+	cs, err := e.fake.Controllers()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.Subsystem != nqn {
+			continue
+		}
+		ns, err := e.fake.Resolve(context.Background(), c, nvme.NamespaceSelector{NSID: nsid})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return ns.DevicePath
+	}
+	e.t.Fatalf("no controller of %s", nqn)
+	return ""
+}

@@ -68,10 +68,15 @@ type stageRecord struct {
 	StagingPath string
 	Key         string
 	Block       bool
-	// Target (resolved), Namespace and Config are what the stage asked
-	// for; FSType, MountFlags and ReadOnly how it mounted.
+	// Requested is the target as the volume context wrote it; Target the
+	// same resolved (an address as sysfs shows it). Namespace is the
+	// selector asked for, Found the namespace it found (nsid, uuid,
+	// nguid); Config the connection settings; FSType, MountFlags and
+	// ReadOnly how it mounted.
+	Requested  nvme.Target
 	Target     nvme.Target
 	Namespace  nvme.NamespaceSelector
+	Found      nvme.NamespaceSelector
 	Config     nvme.ConnectionConfig
 	FSType     string   `json:",omitempty"`
 	MountFlags []string `json:",omitempty"`
@@ -169,6 +174,17 @@ func (s *stateStore) stage(volumeID, stagingPath string) (stageRecord, bool, err
 	return r, ok, err
 }
 
+// stageSetAside reports whether the stage record of volumeID at
+// stagingPath was set aside as corrupt: its name proves the plugin staged
+// that volume there.
+func (s *stateStore) stageSetAside(volumeID, stagingPath string) (bool, error) {
+	matches, err := filepath.Glob(s.stagePath(volumeID, stagingPath) + ".corrupt-*")
+	if err != nil {
+		return false, fmt.Errorf("look for set-aside records: %w", err)
+	}
+	return len(matches) > 0, nil
+}
+
 func (s *stateStore) deleteStage(volumeID, stagingPath string) error {
 	return removeFile(s.stagePath(volumeID, stagingPath))
 }
@@ -197,12 +213,13 @@ func (s *stateStore) putFormat(ns kernel.Namespace, volumeID string) error {
 	return writeJSONAtomic(s.formatPath(ns), formatRecordOf(ns, volumeID))
 }
 
-// formatStarted reports whether the plugin started formatting ns and did
-// not see the result mounted.
-func (s *stateStore) formatStarted(ns kernel.Namespace) (bool, error) {
+// formatStarted reports whether the plugin started formatting ns for
+// volumeID and did not see the result mounted. A record of another volume
+// licenses nothing: that volume's stage is not this one's to finish.
+func (s *stateStore) formatStarted(ns kernel.Namespace, volumeID string) (bool, error) {
 	var r formatRecord
 	ok, err := s.read(s.formatPath(ns), &r)
-	return ok && r == formatRecordOf(ns, r.VolumeID), err
+	return ok && r == formatRecordOf(ns, volumeID), err
 }
 
 func (s *stateStore) deleteFormat(ns kernel.Namespace) error { return removeFile(s.formatPath(ns)) }
@@ -231,7 +248,11 @@ func readAll[T any](s *stateStore, sub string) ([]T, error) {
 		var r T
 		ok, err := s.read(filepath.Join(dir, e.Name()), &r)
 		if err != nil {
-			return nil, err
+			// One record that cannot be read (EIO, a directory in its
+			// place) must not stop every operation on the node: the
+			// kernel and the mount table still say what is real.
+			s.log.Error("state record cannot be read; skipping it", "path", filepath.Join(dir, e.Name()), "error", err)
+			continue
 		}
 		if ok {
 			out = append(out, r)

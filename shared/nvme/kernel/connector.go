@@ -72,6 +72,19 @@ type Namespace struct {
 	// what the mount table shows for a file system mounted from it, whatever
 	// path it was mounted by.
 	Dev string
+	// Partitions are its partitions' block devices: a mounted partition
+	// uses the namespace as much as a mounted whole.
+	Partitions []Partition
+	// Holders name the devices stacked on it or on a partition (device
+	// mapper, md): in use, though no mount shows the namespace.
+	Holders []string
+}
+
+// Partition is a partition of a namespace's disk: its name (nvme1n2p1,
+// also its /dev node's) and its device number.
+type Partition struct {
+	Name string
+	Dev  string
 }
 
 // Health is what a node can say about a staged volume without Nomad asking.

@@ -32,6 +32,9 @@ type kernelConnector struct {
 var _ Connector = (*kernelConnector)(nil)
 
 func (k *kernelConnector) Connect(ctx context.Context, vc nvme.ValidConnection) (Controller, error) {
+	if err := vc.Check(); err != nil {
+		return Controller{}, fmt.Errorf("connect: %w", err)
+	}
 	c := vc.Connection()
 	var ctrl Controller
 	err := retry.RetryWithBackoff(ctx, k.backoff, func(ctx context.Context) error {
@@ -49,6 +52,9 @@ func (k *kernelConnector) Connect(ctx context.Context, vc nvme.ValidConnection) 
 }
 
 func (k *kernelConnector) Create(ctx context.Context, vc nvme.ValidConnection) (Controller, error) {
+	if err := vc.Check(); err != nil {
+		return Controller{}, fmt.Errorf("create: %w", err)
+	}
 	c := vc.Connection()
 	var ctrl Controller
 	err := retry.RetryWithBackoff(ctx, k.backoff, func(ctx context.Context) error {

@@ -45,9 +45,14 @@ func TestNVMeCLIBackend(t *testing.T) {
 				// and nvme-cli's: nvme-cli says "already connected".
 				h.BeforeNextConnect(func() { adminConnect(t, h, adminOptions(nqnOne)) })
 			}},
-		{name: "refused is retried, secrets stay out of the error", auth: nvme.Auth{HostSecret: secret}, wantCalls: 4,
+		{name: "refused is retried", wantCalls: 4,
 			wantText: "Failed to write to /dev/nvme-fabrics: Connection refused",
 			setup:    func(*testing.T, *kerneltest.Host) {}},
+		// nvme-cli takes keys only in its argument vector, which every
+		// local user reads in /proc: refused before it runs.
+		{name: "keys never reach nvme-cli's arguments", auth: nvme.Auth{HostSecret: secret}, wantCalls: 0,
+			wantText: "use the fabrics connector",
+			setup:    func(_ *testing.T, h *kerneltest.Host) { h.AddTarget("127.0.0.1", "4420", nqnOne, nsOne) }},
 		{name: "invalid argument is not retried", wantCalls: 1, wantText: "Invalid argument",
 			hostOpts: []kerneltest.Option{kerneltest.WithStrictHostIdentity()},
 			setup: func(t *testing.T, h *kerneltest.Host) {

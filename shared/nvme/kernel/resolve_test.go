@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -131,7 +132,7 @@ func TestResolveNamespaceDetails(t *testing.T) {
 	// appeared, nvme1's path disks having freed 259:2 and 259:4.
 	want := Namespace{DevicePath: filepath.Join(h.DevRoot(), "nvme1n3"), Name: "nvme1n3", Subsystem: nqnOne, NSID: 7,
 		NGUID: "77777777777777777777777777777777", SizeBytes: 8 * 512, Dev: "259:4"}
-	if ns != want {
+	if !reflect.DeepEqual(ns, want) {
 		t.Errorf("got  %+v\nwant %+v", ns, want)
 	}
 }

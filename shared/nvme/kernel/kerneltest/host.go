@@ -155,7 +155,7 @@ func New(tb testing.TB, opts ...Option) *Host {
 		dns:        map[string][]netip.Addr{},
 		fdClosed:   make(chan struct{}),
 	}
-	h.tree = tree{h: h, stage: filepath.Join(base, "staging"), values: map[string]string{}, broken: map[string]os.FileMode{}}
+	h.tree = tree{h: h, stage: filepath.Join(base, "staging"), grave: filepath.Join(base, "removed"), values: map[string]string{}, broken: map[string]os.FileMode{}}
 	h.k = newKernelState(cfg.defaultID)
 	h.faults = newFaults()
 	h.cli = &NVMeCLI{h: h}
@@ -179,6 +179,7 @@ func (h *Host) layout() {
 	t.mkdir(h.devRoot)
 	t.mkdir(h.backRoot)
 	t.mkdir(t.stage)
+	t.mkdir(t.grave)
 	multipath := "N"
 	if h.cfg.multipath {
 		multipath = "Y"

@@ -170,6 +170,7 @@ type disk struct {
 	anaState string
 	holders  int
 	removed  bool
+	parts    []*partition
 }
 
 func (d *disk) dev() string { return "259:" + strconv.Itoa(d.minor) }

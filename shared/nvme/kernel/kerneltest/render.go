@@ -210,6 +210,7 @@ func (h *Host) installDisk(d *disk, parent string) {
 // removeDiskTree takes a disk away: /dev node first, then the links and
 // its directory.
 func (h *Host) removeDiskTree(d *disk) {
+	h.removePartitions(d)
 	if d.node != "" {
 		h.tree.remove(d.node)
 	}

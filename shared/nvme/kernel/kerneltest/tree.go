@@ -19,6 +19,7 @@ import (
 type tree struct {
 	h     *Host
 	stage string // staging directory, beside sys and dev
+	grave string // where removed objects go, beside sys and dev
 	seq   int
 	// values holds the last value written to each attribute file, so that
 	// syncing an object rewrites only what changed.
@@ -125,14 +126,15 @@ func (t *tree) install(dir string, files []file) {
 // remove makes path (a file, link or directory) disappear at once, and
 // forgets the attribute values under it.
 func (t *tree) remove(path string) {
-	tmp := t.tmp()
+	t.seq++
+	tmp := filepath.Join(t.grave, strconv.Itoa(t.seq))
 	if err := os.Rename(path, tmp); err != nil {
 		if !os.IsNotExist(err) {
 			t.check(err)
 		}
 		return
 	}
-	// What was removed stays, out of sight, in the staging area: its inode
+	// What was removed stays, out of sight, in the grave: its inode
 	// numbers are then never given to a new object. sysfs (kernfs) does not
 	// reuse them either, and the connector tells a controller from a new one
 	// under the same name by its directory's inode.
