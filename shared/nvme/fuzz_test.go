@@ -17,6 +17,9 @@ func FuzzParseVolumeContext(f *testing.F) {
 	f.Add("nqn", "a,ctrl_loss_tmo=0", "traddr", "10.0.0.1\nhostnqn=x", "trsvcid", "04420")
 	f.Add("uuid", "11111111-1111-4111-8111-111111111111", "nguid", "22222222-2222-4222-8222-222222222222", "hdr_digest", "true")
 	f.Add("queue_size", "0x10", "tos", "+1", "csi/foo", "bar")
+	f.Add("traddr_2", "192.0.2.11", "trsvcid_2", "4421", "host_iface_2", "eth1")
+	f.Add("traddr_2", "192.0.2.11,ctrl_loss_tmo=0", "hostIface3", "eth1\nnqn=x", "traddr_3", "::1")
+	f.Add("traddr_3", "192.0.2.12", "trsvcid_02", "1", "iopolicy", "round-robin")
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, k3, v3 string) {
 		m := map[string]string{"traddr": "192.0.2.10", "nqn": testNQN, "nsid": "1"}
 		m[k1], m[k2], m[k3] = v1, v2, v3
@@ -38,11 +41,12 @@ func FuzzParseVolumeContext(f *testing.F) {
 		if !maps.Equal(again.ToVolumeContext(), back) {
 			t.Fatal("ToVolumeContext is not stable")
 		}
-		if !v.Target.IsIPAddress() {
-			return // the kernel never sees a host name
+		for _, target := range v.Targets() {
+			if !target.IsIPAddress() {
+				continue // the kernel never sees a host name
+			}
+			checkKernelTokens(t, Connection{Host: testHost, Target: target, Config: v.Config})
 		}
-		c := Connection{Host: testHost, Target: v.Target, Config: v.Config}
-		checkKernelTokens(t, c)
 	})
 }
 

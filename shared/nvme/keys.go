@@ -26,6 +26,7 @@ const (
 	KeyDataDigest     = "data_digest"
 	KeyTOS            = "tos"
 	KeyFormatPolicy   = "format_policy"
+	KeyIOPolicy       = "iopolicy"
 )
 
 // Keys of the host identity and of CSI secrets; they never appear in a
@@ -44,7 +45,7 @@ var volumeContextKeys = []string{
 	KeyNSID, KeyUUID, KeyNGUID,
 	KeyCtrlLossTmo, KeyReconnectDelay, KeyKeepAliveTmo, KeyFastIOFailTmo,
 	KeyNrIOQueues, KeyQueueSize, KeyHdrDigest, KeyDataDigest, KeyTOS,
-	KeyFormatPolicy,
+	KeyFormatPolicy, KeyIOPolicy,
 }
 
 // VolumeContextKeys returns the canonical keys in documentation order.
@@ -61,23 +62,40 @@ var squashed = func() map[string]string {
 	return m
 }()
 
-// canonicalKey returns the canonical key for a key as written, or "" when it
-// is unknown. Canonical keys match exactly; aliases are camelCase, i.e.
-// without underscores, compared without regard to ASCII case. Only ASCII
+// canonicalKey returns the canonical key for a key as written, and for a
+// per-portal key the portal's number (1 when it has no suffix); "" when
+// the key is unknown. problem is set for a per-portal key whose number is
+// not allowed, saying why. Canonical keys match exactly; aliases are
+// camelCase, i.e. without underscores, compared without regard to ASCII
+// case, with a portal's number as trailing digits (hostIface2). Only ASCII
 // letters fold: Unicode's case folding would let the Kelvin sign stand for
 // 'k' and a dotted capital I for 'i'.
-func canonicalKey(k string) string {
+func canonicalKey(k string) (key string, portal int, problem string) {
 	if slices.Contains(volumeContextKeys, k) {
-		return k
+		return k, 1, ""
 	}
 	if strings.Contains(k, "_") {
-		return ""
+		base, digits, ok := splitPortalSuffix(k)
+		if !ok || !isPortalKey(base) {
+			return "", 0, ""
+		}
+		n, problem := portalIndex(digits)
+		return base, n, problem
 	}
 	low, ok := asciiLower(k)
 	if !ok {
-		return ""
+		return "", 0, ""
 	}
-	return squashed[low]
+	if key := squashed[low]; key != "" {
+		return key, 1, ""
+	}
+	stem := strings.TrimRight(low, "0123456789")
+	key = squashed[stem]
+	if stem == low || !isPortalKey(key) {
+		return "", 0, ""
+	}
+	n, problem := portalIndex(low[len(stem):])
+	return key, n, problem
 }
 
 // asciiLower lowers ASCII letters; false when s holds anything but ASCII.
@@ -102,19 +120,27 @@ func asciiLower(s string) (string, bool) {
 const maxSuggestLen = 64
 
 // suggestKey returns the known key closest to an unknown one, when it is
-// close enough to be a typo.
+// close enough to be a typo. A portal's suffix is kept: "trsvid_2" gets
+// "trsvcid_2".
 func suggestKey(k string) string {
-	best, bestDist := "", 3 // at most two edits away
 	low, ok := asciiLower(k)
 	if !ok || len(k) > maxSuggestLen {
 		return ""
 	}
-	for _, known := range volumeContextKeys {
+	candidates, suffix := volumeContextKeys, ""
+	if base, digits, ok := splitPortalSuffix(low); ok {
+		candidates, low, suffix = portalKeys, base, "_"+digits
+	}
+	best, bestDist := "", 3 // at most two edits away
+	for _, known := range candidates {
 		if d := editDistance(low, known); d < bestDist {
 			best, bestDist = known, d
 		}
 	}
-	return best
+	if best == "" {
+		return ""
+	}
+	return best + suffix
 }
 
 // editDistance is the Levenshtein distance of a and b, in bytes.

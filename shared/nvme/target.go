@@ -44,15 +44,8 @@ var hostnameLabel = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-
 func (t Target) Validate(mode NQNMode) error {
 	var errs FieldErrors
 	errs.add(validateTransport(t.Transport))
-	errs.add(validateTrAddr(KeyTrAddr, t.TrAddr, true))
-	errs.add(validatePort(KeyTrSvcID, t.TrSvcID))
+	errs = append(errs, validatePortal(t.Portal(), 1)...)
 	errs.add(checkNQN(KeyNQN, t.NQN, mode))
-	if t.HostTrAddr != "" {
-		errs.add(validateTrAddr(KeyHostTrAddr, t.HostTrAddr, false))
-	}
-	if t.HostIface != "" {
-		errs.add(validateIface(KeyHostIface, t.HostIface))
-	}
 	return errs.orNil()
 }
 

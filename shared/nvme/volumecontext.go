@@ -7,27 +7,83 @@ import (
 	"strings"
 )
 
-// Volume is everything a volume context says: where the subsystem is, how
-// the kernel should hold on to it, and which of its namespaces is meant.
+// Volume is everything a volume context says: where the subsystem is and
+// by which portals, how the kernel should hold on to it, and which of its
+// namespaces is meant.
 type Volume struct {
-	Target    Target
-	Config    ConnectionConfig
-	Namespace NamespaceSelector
+	// Target is the subsystem (NQN, transport) and its first portal.
+	Target Target
+	// MorePortals are the subsystem's further portals, 2 to MaxPortals, in
+	// the order the context numbers them: one more path each.
+	MorePortals []Portal
+	Config      ConnectionConfig
+	Namespace   NamespaceSelector
 	// FormatPolicy is "" when the context does not say (FormatIfBlank).
 	FormatPolicy FormatPolicy
+	// IOPolicy is the subsystem's multipath I/O policy; "" leaves the
+	// kernel's.
+	IOPolicy IOPolicy
 }
 
-// Validate checks the whole volume; NQNs in mode.
+// Portals lists every portal, the first one first.
+func (v Volume) Portals() []Portal {
+	return append([]Portal{v.Target.Portal()}, v.MorePortals...)
+}
+
+// Targets is one Target per path: the subsystem reached through each
+// portal, in order. Each is what one controller is connected to.
+func (v Volume) Targets() []Target {
+	out := make([]Target, 0, 1+len(v.MorePortals))
+	for _, p := range v.Portals() {
+		out = append(out, v.Target.WithPortal(p))
+	}
+	return out
+}
+
+// Validate checks the whole volume; NQNs in mode. Every portal is checked
+// on its own, so that each path's option string is built from one
+// validated portal.
 func (v Volume) Validate(mode NQNMode) error {
 	var errs FieldErrors
 	for _, err := range []error{v.Target.Validate(mode), v.Config.Validate(), v.Namespace.Validate()} {
 		errs = append(errs, AsFieldErrors(err)...)
 	}
+	errs = append(errs, v.validateMorePortals()...)
 	if v.FormatPolicy != "" {
 		_, e := parseFormatPolicy(KeyFormatPolicy, string(v.FormatPolicy))
 		errs.add(e)
 	}
+	if v.IOPolicy != "" {
+		_, e := parseIOPolicy(KeyIOPolicy, string(v.IOPolicy))
+		errs.add(e)
+	}
 	return errs.orNil()
+}
+
+// validateMorePortals checks portals 2..N and that no portal repeats
+// another: the kernel refuses the second connect of a path as a duplicate,
+// and the volume would have one path fewer than it says.
+func (v Volume) validateMorePortals() FieldErrors {
+	var errs FieldErrors
+	if 1+len(v.MorePortals) > MaxPortals {
+		errs = append(errs, &FieldError{Key: PortalKey(KeyTrAddr, MaxPortals+1), Value: fmt.Sprint(1 + len(v.MorePortals)),
+			Reason: fmt.Sprintf("a volume has at most %d portals", MaxPortals)})
+		return errs
+	}
+	all := v.Portals()
+	for i, p := range v.MorePortals {
+		n := i + 2
+		errs = append(errs, validatePortal(p, n)...)
+		for j := range n - 1 {
+			if samePortal(all[j], p) {
+				errs = append(errs, &FieldError{Key: PortalKey(KeyTrAddr, n), Value: p.TrAddr,
+					Reason:  fmt.Sprintf("portal %d (%s) is portal %d again; give each path once", n, p, j+1),
+					Related: []string{PortalKey(KeyTrAddr, j+1)}})
+				break
+			}
+		}
+	}
+	return errs
 }
 
 // ExternalID names the namespace independently of the path it is reached
@@ -62,6 +118,7 @@ func ParseVolumeContext(m map[string]string, opts ...ParseOption) (Volume, error
 	v := Volume{Target: Target{Transport: TransportTCP, TrSvcID: DefaultTrSvcID}, Config: DefaultConnectionConfig()}
 	var errs FieldErrors
 	seen := make(map[string]string, len(m))
+	more := map[int]*Portal{} // portals 2..MaxPortals, as written
 
 	// Sorted, so that errors come in the same order every time.
 	written := make([]string, 0, len(m))
@@ -74,20 +131,35 @@ func ParseVolumeContext(m map[string]string, opts ...ParseOption) (Volume, error
 		if strings.Contains(k, "/") {
 			continue
 		}
-		key := canonicalKey(k)
-		if key == "" {
+		key, n, problem := canonicalKey(k)
+		switch {
+		case problem != "":
+			errs = append(errs, &FieldError{Key: k, Value: m[k], Reason: problem})
+			continue
+		case key == "":
 			errs = append(errs, unknownKeyError(k, m[k]))
 			continue
 		}
-		if first, dup := seen[key]; dup {
-			errs = append(errs, &FieldError{Key: key, Value: m[k], Reason: fmt.Sprintf("is set twice, as %q and as %q; give it once", first, k)})
+		full := PortalKey(key, n)
+		if first, dup := seen[full]; dup {
+			errs = append(errs, &FieldError{Key: full, Value: m[k], Reason: fmt.Sprintf("is set twice, as %q and as %q; give it once", first, k)})
 			continue
 		}
-		seen[key] = k
+		seen[full] = k
+		if n > 1 {
+			if more[n] == nil {
+				more[n] = &Portal{TrSvcID: DefaultTrSvcID}
+			}
+			setPortal(more[n], key, m[k])
+			continue
+		}
 		if err := v.set(key, m[k]); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	var perr FieldErrors
+	v.MorePortals, perr = collectPortals(more, seen)
+	errs = append(errs, perr...)
 	if len(errs) > 0 {
 		// Range and cross-field checks on a half-parsed volume would only
 		// repeat or confuse the syntax errors.
@@ -99,12 +171,64 @@ func ParseVolumeContext(m map[string]string, opts ...ParseOption) (Volume, error
 	return v, nil
 }
 
+// collectPortals orders portals 2..N. A portal needs its traddr, and the
+// numbers run without gaps: a missing "traddr_2" beside a "traddr_3" is a
+// typo or a deleted line, and guessing which would connect a path the user
+// did not mean.
+func collectPortals(more map[int]*Portal, seen map[string]string) ([]Portal, FieldErrors) {
+	if len(more) == 0 {
+		return nil, nil
+	}
+	var errs FieldErrors
+	last := 0
+	for n := range more {
+		last = max(last, n)
+	}
+	out := make([]Portal, 0, last-1)
+	for n := 2; n <= last; n++ {
+		p, ok := more[n]
+		switch {
+		case !ok:
+			errs = append(errs, &FieldError{Key: PortalKey(KeyTrAddr, n),
+				Reason: fmt.Sprintf("is missing, but portal %d is given; number the portals 2, 3, ... without gaps", last)})
+			continue
+		case p.TrAddr == "":
+			var given []string
+			for _, k := range portalKeys {
+				if _, ok := seen[PortalKey(k, n)]; ok {
+					given = append(given, PortalKey(k, n))
+				}
+			}
+			errs = append(errs, &FieldError{Key: PortalKey(KeyTrAddr, n), Related: given,
+				Reason: fmt.Sprintf("is required: %s name portal %d, which needs an address", strings.Join(given, ", "), n)})
+			continue
+		}
+		out = append(out, *p)
+	}
+	return out, errs
+}
+
+// setPortal stores one field of a further portal; Validate checks it.
+func setPortal(p *Portal, key, val string) {
+	switch key {
+	case KeyTrAddr:
+		p.TrAddr = val
+	case KeyTrSvcID:
+		p.TrSvcID = val
+	case KeyHostTrAddr:
+		p.HostTrAddr = val
+	case KeyHostIface:
+		p.HostIface = val
+	}
+}
+
 func unknownKeyError(k, value string) *FieldError {
 	reason := "is not a known volume context key"
 	if s := suggestKey(k); s != "" {
 		reason += fmt.Sprintf(" (did you mean %q?)", s)
 	}
-	reason += "; known keys: " + strings.Join(volumeContextKeys, ", ") + " (keys holding '/' are ignored)"
+	reason += "; known keys: " + strings.Join(volumeContextKeys, ", ") +
+		fmt.Sprintf(" (%s take the suffix _2 to _%d for further portals; keys holding '/' are ignored)", strings.Join(portalKeys, ", "), MaxPortals)
 	// The value stays out of the message: an unknown key may be a secret
 	// put in the wrong place.
 	return &FieldError{Key: k, Value: value, Reason: reason, Secret: true}
@@ -152,12 +276,15 @@ func (v *Volume) set(key, val string) *FieldError {
 		v.Config.DataDigest, err = parseBool(key, val)
 	case KeyFormatPolicy:
 		v.FormatPolicy, err = parseFormatPolicy(key, val)
+	case KeyIOPolicy:
+		v.IOPolicy, err = parseIOPolicy(key, val)
 	}
 	return err
 }
 
-// ToVolumeContext renders v with canonical keys. The connection target and
-// the two reconnection parameters this project defaults are always written,
+// ToVolumeContext renders v with canonical keys. The connection target,
+// every portal's address and port, and the two reconnection parameters
+// this project defaults are always written,
 // so a volume keeps its behaviour should a default ever change; optional
 // settings only when set; digests only when on.
 func (v Volume) ToVolumeContext() map[string]string {
@@ -197,7 +324,15 @@ func (v Volume) ToVolumeContext() map[string]string {
 	if v.Config.DataDigest {
 		m[KeyDataDigest] = "true"
 	}
+	for i, p := range v.MorePortals {
+		n := i + 2
+		m[PortalKey(KeyTrAddr, n)] = p.TrAddr
+		m[PortalKey(KeyTrSvcID, n)] = p.TrSvcID
+		putString(PortalKey(KeyHostTrAddr, n), p.HostTrAddr)
+		putString(PortalKey(KeyHostIface, n), p.HostIface)
+	}
 	putString(KeyFormatPolicy, string(v.FormatPolicy))
+	putString(KeyIOPolicy, string(v.IOPolicy))
 	return m
 }
 

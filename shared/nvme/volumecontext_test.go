@@ -9,6 +9,9 @@ import (
 
 const testNQN = "nqn.2016-06.io.spdk:cnode1"
 
+// portalNote ends every unknown-key message.
+const portalNote = ` (traddr, trsvcid, host_traddr, host_iface take the suffix _2 to _8 for further portals; keys holding '/' are ignored)`
+
 // minimal is the smallest context a user writes.
 func minimal() map[string]string {
 	return map[string]string{"traddr": "192.0.2.10", "nqn": testNQN, "nsid": "1"}
@@ -98,17 +101,17 @@ func TestParseVolumeContextErrors(t *testing.T) {
 		{
 			name: "typo of a key",
 			m:    with("ctrl_los_tmo", "0"),
-			want: []string{`invalid ctrl_los_tmo (value redacted): is not a known volume context key (did you mean "ctrl_loss_tmo"?); known keys: ` + strings.Join(volumeContextKeys, ", ") + ` (keys holding '/' are ignored)`},
+			want: []string{`invalid ctrl_los_tmo (value redacted): is not a known volume context key (did you mean "ctrl_loss_tmo"?); known keys: ` + strings.Join(volumeContextKeys, ", ") + portalNote},
 		},
 		{
 			name: "unknown key far from any",
 			m:    with("colour", "blue"),
-			want: []string{`invalid colour (value redacted): is not a known volume context key; known keys: ` + strings.Join(volumeContextKeys, ", ") + ` (keys holding '/' are ignored)`},
+			want: []string{`invalid colour (value redacted): is not a known volume context key; known keys: ` + strings.Join(volumeContextKeys, ", ") + portalNote},
 		},
 		{
 			name: "snake key with wrong case is not an alias",
 			m:    with("CTRL_LOSS_TMO", "5"),
-			want: []string{`invalid CTRL_LOSS_TMO (value redacted): is not a known volume context key (did you mean "ctrl_loss_tmo"?); known keys: ` + strings.Join(volumeContextKeys, ", ") + ` (keys holding '/' are ignored)`},
+			want: []string{`invalid CTRL_LOSS_TMO (value redacted): is not a known volume context key (did you mean "ctrl_loss_tmo"?); known keys: ` + strings.Join(volumeContextKeys, ", ") + portalNote},
 		},
 		{
 			name: "set twice",
@@ -194,7 +197,7 @@ func TestParseVolumeContextErrors(t *testing.T) {
 			name: "syntax errors are all reported",
 			m:    with("queue_size", "big", "tos", "high", "bogus", "1"),
 			want: []string{
-				`invalid bogus (value redacted): is not a known volume context key; known keys: ` + strings.Join(volumeContextKeys, ", ") + ` (keys holding '/' are ignored)`,
+				`invalid bogus (value redacted): is not a known volume context key; known keys: ` + strings.Join(volumeContextKeys, ", ") + portalNote,
 				`invalid queue_size "big": must be a decimal integer; ` + queueSizeRange,
 				`invalid tos "high": must be a decimal integer; ` + tosRange,
 			},
@@ -295,8 +298,8 @@ func TestVolumeContextKeysAreDocumentedOnce(t *testing.T) {
 			t.Errorf("key %q listed twice", k)
 		}
 		seen[k] = true
-		if canonicalKey(k) != k {
-			t.Errorf("canonicalKey(%q) = %q", k, canonicalKey(k))
+		if got, n, problem := canonicalKey(k); got != k || n != 1 || problem != "" {
+			t.Errorf("canonicalKey(%q) = %q, %d, %q", k, got, n, problem)
 		}
 	}
 }
