@@ -89,7 +89,13 @@ type Partition struct {
 
 // Health is what a node can say about a staged volume without Nomad asking.
 type Health struct {
-	ControllerState string // "" when the controller is gone
+	// ControllerState is live when a path can take I/O; otherwise the
+	// state of the first path's controller, "" when no path is left.
+	ControllerState string
+	// Paths are the paths the kernel has to the namespace now, LivePaths
+	// how many of them can take I/O (see PathState.Live).
+	Paths     []PathState
+	LivePaths int
 	// FSErrors counts errors the file system recorded (ext4 errors_count);
 	// a non-zero count means it may have turned read-only.
 	FSErrors int
@@ -142,9 +148,21 @@ type Connector interface {
 	// fails is an error, never a shorter list: callers decide from it
 	// whether a controller is still in use.
 	Namespaces(ctrl Controller) ([]Namespace, error)
-	// Health reports the controller's state and the error state of the
-	// file system of the namespace mounted at mountPath ("" for block).
+	// Health reports the state of the namespace's paths (of ctrl alone
+	// when ns is not known) and the error state of the file system of the
+	// namespace mounted at mountPath ("" for block).
 	Health(ctrl Controller, ns Namespace, mountPath string) (Health, error)
+	// Paths lists the paths the kernel has to a namespace now, with their
+	// ANA state.
+	Paths(ns Namespace) ([]PathState, error)
+	// Multipath reports whether the kernel runs native NVMe multipath
+	// (nvme_core.multipath=Y): one head disk over every path.
+	Multipath() (bool, error)
+	// SetIOPolicy sets the multipath I/O policy of ctrl's subsystem; a
+	// policy the kernel does not offer gives ErrIOPolicyUnsupported.
+	SetIOPolicy(ctrl Controller, policy nvme.IOPolicy) error
+	// IOPolicy reads the multipath I/O policy of ctrl's subsystem.
+	IOPolicy(ctrl Controller) (nvme.IOPolicy, error)
 	// QuiesceHealth stops Health's write probes of mountPath and waits
 	// (until ctx ends) for one in flight, before the path is unmounted: the
 	// probe's open file would make the unmount fail. Call the result when

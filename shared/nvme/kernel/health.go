@@ -20,24 +20,35 @@ import (
 // file system lets it go; until then no other probe of that path starts.
 const healthProbeTimeout = 2 * time.Second
 
-// Health reads the controller's state and the file system's error state.
-// /proc/mounts does not show ext4's switch to read-only after an aborted
-// journal (measured on 6.1), so the error counter in sysfs and a write
-// probe of the mount are what tell.
+// Health reads the state of every path to the namespace and the file
+// system's error state. /proc/mounts does not show ext4's switch to
+// read-only after an aborted journal (measured on 6.1), so the error
+// counter in sysfs and a write probe of the mount are what tell.
 func (k *kernelConnector) Health(ctrl Controller, ns Namespace, mountPath string) (Health, error) {
 	var h Health
 	var problems []string
-	cur, err := k.currentController(ctrl)
-	switch {
-	case errors.Is(err, ErrControllerGone):
-		problems = append(problems, fmt.Sprintf("controller %s of subsystem %q is gone: reconnect the volume (and check the file system) to recover", ctrl.Name, ctrl.Subsystem))
-	case err != nil:
+	paths, err := k.healthPaths(ctrl, ns)
+	if err != nil {
 		return Health{}, err
-	default:
-		h.ControllerState = cur.State
-		if cur.State != StateLive {
-			problems = append(problems, fmt.Sprintf("controller %s is %s: the target is unreachable, I/O waits%s", ctrl.Name, cur.State, lossHint(cur)))
+	}
+	h.Paths = paths
+	for _, p := range paths {
+		if p.Live() {
+			h.LivePaths++
 		}
+	}
+	switch {
+	case len(paths) == 0:
+		name := ctrl.Name
+		if name == "" {
+			name = "of " + ns.Name
+		}
+		problems = append(problems, fmt.Sprintf("controller %s of subsystem %q is gone: reconnect the volume (and check the file system) to recover", name, orSubsystem(ctrl, ns)))
+	case h.LivePaths > 0:
+		h.ControllerState = StateLive
+	default:
+		h.ControllerState = paths[0].Controller.State
+		problems = append(problems, noLivePath(ns, paths))
 	}
 	if ns.Name != "" && mountPath != "" {
 		n, fsType, err := k.fsErrors(ns.Name)
@@ -61,6 +72,63 @@ func (k *kernelConnector) Health(ctrl Controller, ns Namespace, mountPath string
 	}
 	h.Message = strings.Join(problems, "; ")
 	return h, nil
+}
+
+// healthPaths are the paths to ns, or when ns is not known (or its disk
+// is gone) the path of ctrl alone; none when that is gone too.
+func (k *kernelConnector) healthPaths(ctrl Controller, ns Namespace) ([]PathState, error) {
+	if ns.Name != "" {
+		paths, err := k.Paths(ns)
+		switch {
+		case err == nil && len(paths) > 0:
+			return paths, nil
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
+			return nil, err
+		}
+	}
+	if ctrl.Name == "" {
+		return nil, nil
+	}
+	cur, err := k.currentController(ctrl)
+	if errors.Is(err, ErrControllerGone) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []PathState{{Controller: cur}}, nil
+}
+
+// noLivePath says why no I/O can flow: every controller reconnecting, or
+// the target refusing I/O on the live ones (ANA).
+func noLivePath(ns Namespace, paths []PathState) string {
+	if len(paths) == 1 && paths[0].Controller.State != StateLive {
+		c := paths[0].Controller
+		return fmt.Sprintf("controller %s is %s: the target is unreachable, I/O waits%s", c.Name, c.State, lossHint(c))
+	}
+	names := make([]string, len(paths))
+	anyLive := false
+	for i, p := range paths {
+		names[i] = p.String()
+		anyLive = anyLive || p.Controller.State == StateLive
+	}
+	what := "namespace"
+	if ns.Name != "" {
+		what = ns.Name
+	}
+	if anyLive {
+		return fmt.Sprintf("no path to %s can take I/O (%s): the target makes it inaccessible (ANA) on every live path; I/O waits or fails until one is accessible again",
+			what, strings.Join(names, "; "))
+	}
+	return fmt.Sprintf("no path to %s is live (%s): the target is unreachable on every path, I/O waits%s",
+		what, strings.Join(names, "; "), lossHint(paths[0].Controller))
+}
+
+func orSubsystem(ctrl Controller, ns Namespace) string {
+	if ctrl.Subsystem != "" {
+		return ctrl.Subsystem
+	}
+	return ns.Subsystem
 }
 
 // QuiesceHealth stops write probes of mountPath and waits for one in

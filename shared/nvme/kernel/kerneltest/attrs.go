@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -139,10 +140,10 @@ func (h *Host) storeCtrl(c *controller, path, name, v string, counted bool) erro
 }
 
 // storeIOPolicy is the subsystem's iopolicy store: numa or round-robin
-// (queue-depth came with 6.11).
+// on 6.1 (queue-depth came with 6.11; see WithIOPolicies).
 func (h *Host) storeIOPolicy(s *subsystem, path, v string) error {
 	v = strings.TrimSuffix(v, "\n")
-	if v != "numa" && v != "round-robin" {
+	if !slices.Contains(h.cfg.ioPolicies, v) {
 		return pathError("write", path, syscall.EINVAL)
 	}
 	s.iopolicy = v

@@ -61,6 +61,8 @@ type config struct {
 	ifaces      map[string][]netip.Prefix
 	ifaceErr    error
 	defaultID   string
+	// ioPolicies are the subsystem iopolicy values the kernel accepts.
+	ioPolicies []string
 }
 
 // Option changes how New builds the host.
@@ -90,6 +92,13 @@ func WithConcurrentConnects() Option { return func(c *config) { c.concurrent = t
 // random one when it gives none) for the controllers already using that
 // host too, and a second hostnqn is EADDRINUSE.
 func WithStrictHostIdentity() Option { return func(c *config) { c.strictHosts = true } }
+
+// WithIOPolicies sets the multipath I/O policies the kernel offers:
+// numa and round-robin by default, as Debian's 6.1; 6.11 and later add
+// queue-depth. A write of another to a subsystem's iopolicy is EINVAL.
+func WithIOPolicies(policies ...string) Option {
+	return func(c *config) { c.ioPolicies = policies }
+}
 
 // WithCPUs sets the number of online CPUs, which caps nr_io_queues (2 by
 // default).
@@ -125,7 +134,7 @@ func WithDefaultHostID(id string) Option { return func(c *config) { c.defaultID 
 // /dev/nvme-fabrics descriptor was left open.
 func New(tb testing.TB, opts ...Option) *Host {
 	tb.Helper()
-	cfg := config{multipath: true, fabrics: true, cpus: 2, ifaces: map[string][]netip.Prefix{
+	cfg := config{multipath: true, fabrics: true, cpus: 2, ioPolicies: []string{"numa", "round-robin"}, ifaces: map[string][]netip.Prefix{
 		"lo": {netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("::1/128")},
 	}}
 	for _, o := range opts {
