@@ -36,6 +36,14 @@ type Config struct {
 	// appear after the connect; 0 is DefaultNamespaceTimeout.
 	NamespaceTimeout time.Duration
 
+	// HealInterval is how often the healer looks for missing paths of
+	// staged volumes; 0 is DefaultHealInterval. HealJitter stretches each
+	// wait by up to that fraction, at random (0 to 1).
+	HealInterval time.Duration
+	HealJitter   float64
+	// Now is the clock of the healer and the metrics; nil is time.Now.
+	Now func() time.Time
+
 	Connector kernel.Connector
 	Mounter   mount.Interface
 	Exec      utilexec.Interface
@@ -67,6 +75,9 @@ func (c *Config) validate() error {
 	}
 	if c.OperationTimeout < 0 || c.NamespaceTimeout < 0 {
 		errs = append(errs, fmt.Errorf("operation timeout %v and namespace timeout %v must not be negative", c.OperationTimeout, c.NamespaceTimeout))
+	}
+	if c.HealInterval < 0 || c.HealJitter < 0 || c.HealJitter > 1 {
+		errs = append(errs, fmt.Errorf("heal interval %v must not be negative, and heal jitter %v must be from 0 to 1", c.HealInterval, c.HealJitter))
 	}
 	if c.MaxVolumes < 0 {
 		errs = append(errs, fmt.Errorf("max volumes %d is negative", c.MaxVolumes))

@@ -8,6 +8,7 @@ package driver
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/hashicorp/go-hclog"
@@ -36,6 +37,8 @@ type Driver struct {
 	lastProbe string
 
 	monitor monitorState
+	healer  healerState
+	auth    authMemory
 }
 
 var (
@@ -64,6 +67,12 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.NamespaceTimeout == 0 {
 		cfg.NamespaceTimeout = DefaultNamespaceTimeout
 	}
+	if cfg.HealInterval == 0 {
+		cfg.HealInterval = DefaultHealInterval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	state, err := newStateStore(cfg.StateDir, cfg.Logger.Named("state"))
 	if err != nil {
 		return nil, fmt.Errorf("new driver: %w", err)
@@ -78,6 +87,7 @@ func New(cfg Config) (*Driver, error) {
 		metrics:   cfg.Metrics,
 		volumes:   newVolumeLocks(),
 		keys:      newKeyLocks(),
+		monitor:   monitorState{observing: make(chan struct{}, 1)},
 	}
 	return d, nil
 }

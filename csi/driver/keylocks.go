@@ -8,9 +8,10 @@ import (
 	"github.com/nvmeof/nvmeof/shared/nvme"
 )
 
-// keyLocks serialise the decisions about one controller (a subsystem seen
-// from this host): whether a stage may use it and with which settings,
-// connecting it, and whether an unstage may disconnect it. Each decision
+// keyLocks serialise the decisions about one subsystem's controllers (its
+// paths from this host): whether a stage may use them and with which
+// settings, connecting them, and whether an unstage may disconnect them.
+// (A namespace's lock orders the decisions about its use the same way.) Each decision
 // reads the state it depends on and acts under the one lock, so two
 // stages arriving together cannot both pass a check that only one of them
 // may pass. The lock is a channel, so waiting for it ends with the
@@ -31,10 +32,13 @@ type keyLock struct {
 	claims map[*claim]struct{}
 }
 
-// claim is one stage using a controller it has not recorded yet.
+// claim is one stage using a subsystem's controllers it has not recorded
+// yet: its settings, and the keys of the paths it connected.
 type claim struct {
 	volumeID, stagingPath string
 	config                nvme.ConnectionConfig
+	ioPolicy              nvme.IOPolicy
+	keys                  []string
 }
 
 func newKeyLocks() *keyLocks { return &keyLocks{locks: map[string]*keyLock{}} }

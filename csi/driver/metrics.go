@@ -3,12 +3,14 @@ package driver
 import (
 	"context"
 	"net/http"
-	"sync"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/nvmeof/nvmeof/shared/nvme"
 	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
@@ -21,7 +23,21 @@ type Metrics struct {
 	controllers *prometheus.GaugeVec
 	reconnects  prometheus.Counter
 	fsErrors    prometheus.Gauge
+
+	pathState       *prometheus.GaugeVec
+	pathANA         *prometheus.GaugeVec
+	pathReconnects  *prometheus.CounterVec
+	pathNotLive     *prometheus.CounterVec
+	pathHeals       *prometheus.CounterVec
+	volumePaths     *prometheus.GaugeVec
+	volumeLivePaths *prometheus.GaugeVec
+	volumesDegraded prometheus.Gauge
 }
+
+// Labels of the per-path metrics: the subsystem and the portal a path goes
+// to, and the controller serving it ("" for a portal of a staged volume
+// that has none).
+var pathLabels = []string{"subsystem", "address", "port", "controller"}
 
 // NewMetrics registers the plugin's metrics on a registry of its own.
 func NewMetrics() *Metrics {
@@ -43,8 +59,35 @@ func NewMetrics() *Metrics {
 		fsErrors: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "nvmeof_csi_volumes_fs_errors", Help: "Staged volumes whose file system recorded errors or turned read-only.",
 		}),
+		pathState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nvmeof_csi_path_state",
+			Help: "1 for the state each NVMe-oF path of this node is in, 0 for the others: the kernel's controller state (live, connecting, resetting, ...) or missing, a portal of a staged volume with no controller.",
+		}, append(pathLabels, "state")),
+		pathANA: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nvmeof_csi_path_ana_state",
+			Help: "1 for the ANA state the target gives each path to a staged namespace (optimized, non-optimized, inaccessible, persistent-loss, change), 0 for the others.",
+		}, append(pathLabels, "nsid", "state")),
+		pathReconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nvmeof_csi_path_reconnects_total", Help: "Paths seen not live (or missing) and then live again, by subsystem and portal.",
+		}, []string{"subsystem", "address", "port"}),
+		pathNotLive: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nvmeof_csi_path_not_live_seconds_total", Help: "Seconds each path was seen not live (or missing), by subsystem and portal.",
+		}, []string{"subsystem", "address", "port"}),
+		pathHeals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nvmeof_csi_path_heals_total", Help: "Missing paths of staged volumes the healer connected again (reconnected) or found back and took over (adopted).",
+		}, []string{"subsystem", "address", "port", "result"}),
+		volumePaths: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nvmeof_csi_volume_paths", Help: "Portals of each staged volume.",
+		}, []string{"volume_id", "subsystem"}),
+		volumeLivePaths: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nvmeof_csi_volume_live_paths", Help: "Paths of each staged volume that can take I/O now (controller live, ANA optimized or non-optimized).",
+		}, []string{"volume_id", "subsystem"}),
+		volumesDegraded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "nvmeof_csi_volumes_degraded", Help: "Staged volumes with fewer live paths than portals (none live included).",
+		}),
 	}
-	m.registry.MustRegister(m.rpcs, m.rpcSeconds, m.controllers, m.reconnects, m.fsErrors)
+	m.registry.MustRegister(m.rpcs, m.rpcSeconds, m.controllers, m.reconnects, m.fsErrors,
+		m.pathState, m.pathANA, m.pathReconnects, m.pathNotLive, m.pathHeals, m.volumePaths, m.volumeLivePaths, m.volumesDegraded)
 	return m
 }
 
@@ -61,31 +104,96 @@ func (m *Metrics) observeRPC(method, code string, d time.Duration) {
 	m.rpcSeconds.WithLabelValues(method, code).Observe(d.Seconds())
 }
 
+// pathHealed counts a path the healer connected (or adopted).
+func (m *Metrics) pathHealed(t nvme.Target, adopted bool) {
+	result := "reconnected"
+	if adopted {
+		result = "adopted"
+	}
+	m.pathHeals.WithLabelValues(t.NQN, t.TrAddr, t.TrSvcID, result).Inc()
+}
+
 // monitorState is what the monitor remembers between two looks: the last
-// state of each controller, to count reconnects.
+// state of each controller, to count reconnects; when each portal was last
+// seen and whether it was live, to count the time it was not; and the
+// label sets of the gauges it set, to drop those that went away.
 type monitorState struct {
-	mu   sync.Mutex
-	last map[string]string
+	last   map[string]string
+	portal map[portalID]portalSeen
+	series map[*prometheus.GaugeVec]map[string][]string
+	// observing serialises Observe: two at once would count the same
+	// seconds twice.
+	observing chan struct{}
+}
+
+type portalID struct{ subsystem, address, port string }
+
+type portalSeen struct {
+	live bool
+	at   time.Time
 }
 
 var controllerStates = []string{kernel.StateLive, kernel.StateConnecting, kernel.StateResetting, kernel.StateDeleting, kernel.StateDeletingIO, kernel.StateDead, kernel.StateNew}
 
-// Observe reads the controllers and the staged volumes' health once and
-// updates the gauges; Monitor calls it on a ticker.
+// pathStates are the states nvmeof_csi_path_state reports.
+var pathStates = append(append([]string(nil), controllerStates...), pathMissing)
+
+// observation is one look at the node, gathered before the gauges are set.
+type observation struct {
+	now        time.Time
+	counts     map[string]int
+	pathState  map[string][]string // label values by joined key; the state is the last value
+	pathANA    map[string][]string
+	portals    map[portalID]bool // seen now; live or not
+	volumes    map[string][]string
+	volumeLive map[string]float64
+	volumeAll  map[string]float64
+	degraded   int
+}
+
+func newObservation(now time.Time) *observation {
+	return &observation{
+		now: now, counts: map[string]int{}, pathState: map[string][]string{}, pathANA: map[string][]string{},
+		portals: map[portalID]bool{}, volumes: map[string][]string{}, volumeLive: map[string]float64{}, volumeAll: map[string]float64{},
+	}
+}
+
+func seriesKey(values []string) string { return strings.Join(values, "\x00") }
+
+// Observe reads the controllers, the staged volumes' paths and their
+// health once and updates the metrics; Monitor calls it on a ticker.
 func (d *Driver) Observe() {
+	d.monitor.observing <- struct{}{}
+	defer func() { <-d.monitor.observing }()
 	ctrls, err := d.cfg.Connector.Controllers()
 	if err != nil {
 		d.log.Warn("metrics: list controllers", "error", err)
 		return
 	}
-	counts := map[string]int{}
-	d.monitor.mu.Lock()
+	o := newObservation(d.cfg.Now())
+	d.observeControllers(o, ctrls)
+	d.observeVolumes(o, ctrls)
+	for _, s := range controllerStates {
+		d.metrics.controllers.WithLabelValues(s).Set(float64(o.counts[s]))
+	}
+	d.countPortals(o)
+	d.setStateSet(d.metrics.pathState, o.pathState, pathStates)
+	d.setStateSet(d.metrics.pathANA, o.pathANA, kernel.ANAStates())
+	d.setGauges(d.metrics.volumePaths, o.volumes, o.volumeAll)
+	d.setGauges(d.metrics.volumeLivePaths, o.volumes, o.volumeLive)
+	d.metrics.volumesDegraded.Set(float64(o.degraded))
+	d.metrics.fsErrors.Set(float64(d.volumesWithFSErrors()))
+}
+
+// observeControllers counts the controllers by state, logs and counts the
+// reconnects, and notes every fabrics controller as a path.
+func (d *Driver) observeControllers(o *observation, ctrls []kernel.Controller) {
 	if d.monitor.last == nil {
 		d.monitor.last = map[string]string{}
 	}
 	seen := map[string]bool{}
 	for _, c := range ctrls {
-		counts[c.State]++
+		o.counts[c.State]++
 		seen[c.Name] = true
 		prev, known := d.monitor.last[c.Name]
 		if known && prev != kernel.StateLive && c.State == kernel.StateLive {
@@ -95,17 +203,150 @@ func (d *Driver) Observe() {
 			d.log.Warn("controller not live", "controller", c.Name, "nqn", c.Subsystem, "state", c.State)
 		}
 		d.monitor.last[c.Name] = c.State
+		if c.Transport == "pcie" || c.TrAddr == "" {
+			continue
+		}
+		values := []string{c.Subsystem, c.TrAddr, c.TrSvcID, c.Name, c.State}
+		o.pathState[seriesKey(values[:4])] = values
+		id := portalID{c.Subsystem, c.TrAddr, c.TrSvcID}
+		o.portals[id] = o.portals[id] || c.State == kernel.StateLive
 	}
 	for name := range d.monitor.last {
 		if !seen[name] {
 			delete(d.monitor.last, name)
 		}
 	}
-	d.monitor.mu.Unlock()
-	for _, s := range controllerStates {
-		d.metrics.controllers.WithLabelValues(s).Set(float64(counts[s]))
+}
+
+// observeVolumes notes each staged volume's paths: their count, how many
+// are live, the ANA state of each path to its namespace, and portals
+// without a controller.
+func (d *Driver) observeVolumes(o *observation, ctrls []kernel.Controller) {
+	recs, err := d.state.stages()
+	if err != nil {
+		d.log.Warn("metrics: read state", "error", err)
+		return
 	}
-	d.metrics.fsErrors.Set(float64(d.volumesWithFSErrors()))
+	entries, err := d.mounts.Mounts()
+	if err != nil {
+		d.log.Warn("metrics: read mounts", "error", err)
+		return
+	}
+	counted := map[string]bool{}
+	for _, r := range recs {
+		at := mountsAt(entries, stagedPath(r))
+		if len(at) == 0 {
+			continue
+		}
+		var kpaths []kernel.PathState
+		ns, _, err := d.cfg.Connector.NamespaceOf(at[0].Device)
+		if err == nil {
+			if kpaths, err = d.cfg.Connector.Paths(ns); err != nil {
+				d.log.Debug("metrics: paths", "device", at[0].Device, "error", err)
+			}
+		}
+		v := statusOf(r, kpaths, ctrls)
+		for _, p := range kpaths {
+			if p.ANAState == "" {
+				continue
+			}
+			c := p.Controller
+			values := []string{c.Subsystem, c.TrAddr, c.TrSvcID, c.Name, strconv.FormatUint(uint64(ns.NSID), 10), p.ANAState}
+			o.pathANA[seriesKey(values[:5])] = values
+		}
+		for _, p := range v.paths {
+			if p.state != pathMissing {
+				continue
+			}
+			t := p.target
+			values := []string{t.NQN, t.TrAddr, t.TrSvcID, "", pathMissing}
+			o.pathState[seriesKey(values[:4])] = values
+			if id := (portalID{t.NQN, t.TrAddr, t.TrSvcID}); !o.portals[id] {
+				o.portals[id] = false
+			}
+		}
+		// A volume staged at two paths (two usages) is one volume.
+		if counted[r.VolumeID] {
+			continue
+		}
+		counted[r.VolumeID] = true
+		labels := []string{r.VolumeID, r.subsystem()}
+		k := seriesKey(labels)
+		o.volumes[k] = labels
+		o.volumeAll[k] = float64(len(v.paths))
+		o.volumeLive[k] = float64(v.live)
+		if v.degraded() {
+			o.degraded++
+		}
+	}
+}
+
+// countPortals adds the seconds each portal was not live since the last
+// look, and counts a portal that is live again.
+func (d *Driver) countPortals(o *observation) {
+	if d.monitor.portal == nil {
+		d.monitor.portal = map[portalID]portalSeen{}
+	}
+	for id, live := range o.portals {
+		prev, known := d.monitor.portal[id]
+		if known && !prev.live {
+			if gap := o.now.Sub(prev.at); gap > 0 {
+				d.metrics.pathNotLive.WithLabelValues(id.subsystem, id.address, id.port).Add(gap.Seconds())
+			}
+			if live {
+				d.metrics.pathReconnects.WithLabelValues(id.subsystem, id.address, id.port).Inc()
+			}
+		}
+		d.monitor.portal[id] = portalSeen{live: live, at: o.now}
+	}
+	for id := range d.monitor.portal {
+		if _, ok := o.portals[id]; !ok {
+			delete(d.monitor.portal, id)
+		}
+	}
+}
+
+// setStateSet sets a state-set gauge: for each series (its labels, the
+// state last), 1 for its state and 0 for the other states; series that
+// went away are deleted.
+func (d *Driver) setStateSet(vec *prometheus.GaugeVec, series map[string][]string, states []string) {
+	next := map[string][]string{}
+	for _, values := range series {
+		base, state := values[:len(values)-1], values[len(values)-1]
+		for _, s := range states {
+			labels := append(append([]string(nil), base...), s)
+			v := 0.0
+			if s == state {
+				v = 1
+			}
+			vec.WithLabelValues(labels...).Set(v)
+			next[seriesKey(labels)] = labels
+		}
+	}
+	d.dropStale(vec, next)
+}
+
+// setGauges sets one value per label set and deletes the label sets of
+// the last look that are gone.
+func (d *Driver) setGauges(vec *prometheus.GaugeVec, labels map[string][]string, values map[string]float64) {
+	next := map[string][]string{}
+	for k, l := range labels {
+		vec.WithLabelValues(l...).Set(values[k])
+		next[k] = l
+	}
+	d.dropStale(vec, next)
+}
+
+func (d *Driver) dropStale(vec *prometheus.GaugeVec, next map[string][]string) {
+	if d.monitor.series == nil {
+		d.monitor.series = map[*prometheus.GaugeVec]map[string][]string{}
+	}
+	for k, l := range d.monitor.series[vec] {
+		if _, ok := next[k]; !ok {
+			vec.DeleteLabelValues(l...)
+		}
+	}
+	d.monitor.series[vec] = next
 }
 
 func (d *Driver) volumesWithFSErrors() int {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -18,13 +19,15 @@ const (
 	reasonControllerDown   = "ControllerNotLive"
 	reasonFilesystemErrors = "FilesystemErrors"
 	reasonHealthUnknown    = "HealthUnreadable"
+	reasonInaccessible     = "PathsInaccessible"
+	reasonDegraded         = "PathsDegraded"
 )
 
 // NodeGetVolumeHealth reports what is wrong with a staged volume, each
 // with a message a person can act on: the mount is gone, the device
-// vanished, the controller is not live, or the file system recorded
-// errors. No entries means healthy. (CSI 1.13's successor of
-// VolumeCondition.)
+// vanished, no path can take I/O (abnormal), some of its portals are down
+// (degraded, naming them), or the file system recorded errors. No entries
+// means healthy. (CSI 1.13's successor of VolumeCondition.)
 func (d *Driver) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolumeHealthRequest) (*csi.NodeGetVolumeHealthResponse, error) {
 	id := req.GetVolumeId()
 	if err := requireArgs("volume_id", id); err != nil {
@@ -46,10 +49,12 @@ func (d *Driver) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolume
 		return nil, toStatus(err, what)
 	}
 	var paths []string
+	var staged []stageRecord
 	block := false
 	for _, r := range recs {
 		if req.GetStagingTargetPath() == "" || filepath.Clean(req.GetStagingTargetPath()) == filepath.Clean(r.StagingPath) {
 			paths = append(paths, stagedPath(r))
+			staged = append(staged, r)
 		}
 		block = block || r.Block
 	}
@@ -58,15 +63,55 @@ func (d *Driver) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolume
 	}
 	health := &csi.VolumeHealth{VolumeId: id}
 	seen := map[string]bool{}
-	for _, p := range paths {
-		for _, e := range d.pathHealth(entries, p, block) {
+	add := func(es []*csi.VolumeHealth_VolumeHealthEntry) {
+		for _, e := range es {
 			if k := e.GetStatus().String() + e.GetReason(); !seen[k] {
 				seen[k] = true
 				health.HealthStatuses = append(health.HealthStatuses, e)
 			}
 		}
 	}
+	for _, p := range paths {
+		add(d.pathHealth(entries, p, block))
+	}
+	for _, r := range staged {
+		add(d.portalHealth(entries, r))
+	}
 	return &csi.NodeGetVolumeHealthResponse{VolumeHealth: health}, nil
+}
+
+// portalHealth reports a staged volume's portals that are down, while
+// another path still takes its I/O: degraded, each named with its state.
+// No live path at all is the device's health to report (pathHealth).
+func (d *Driver) portalHealth(entries []MountEntry, rec stageRecord) []*csi.VolumeHealth_VolumeHealthEntry {
+	at := mountsAt(entries, stagedPath(rec))
+	if len(at) == 0 {
+		return nil
+	}
+	ns, _, err := d.cfg.Connector.NamespaceOf(at[0].Device)
+	if err != nil {
+		return nil // the device is gone: pathHealth says so
+	}
+	kpaths, err := d.cfg.Connector.Paths(ns)
+	if err != nil {
+		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_DEGRADED, reasonHealthUnknown,
+			fmt.Sprintf("cannot read the paths of %s: %v", at[0].Device, err))}
+	}
+	if !slices.ContainsFunc(kpaths, kernel.PathState.Live) {
+		return nil // abnormal: pathHealth reports it
+	}
+	ctrls, err := d.cfg.Connector.Controllers()
+	if err != nil {
+		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_DEGRADED, reasonHealthUnknown,
+			fmt.Sprintf("cannot list the controllers: %v", err))}
+	}
+	v := statusOf(rec, kpaths, ctrls)
+	if !v.degraded() {
+		return nil
+	}
+	return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_DEGRADED, reasonDegraded,
+		fmt.Sprintf("%d of %d paths of volume %s are live; down: %s. I/O goes on over the others; the plugin reconnects missing paths, the kernel the others",
+			v.live, len(v.paths), rec.VolumeID, strings.Join(v.down(), "; ")))}
 }
 
 // stagedPath is where a stage's mount is: the directory, or its block file.
@@ -108,6 +153,8 @@ func (d *Driver) deviceHealth(device, fsPath string) (kernel.Health, error) {
 	if len(ctrls) == 0 {
 		return kernel.Health{}, fmt.Errorf("device %s has no controller", device)
 	}
+	// Health looks at every path to the namespace; the first controller
+	// names it should the namespace's disk be gone meanwhile.
 	h, err := d.cfg.Connector.Health(ctrls[0], ns, fsPath)
 	if err != nil {
 		return kernel.Health{Message: fmt.Sprintf("cannot read the health of %s: %v", device, err)}, nil
@@ -124,6 +171,9 @@ func healthEntries(h kernel.Health) []*csi.VolumeHealth_VolumeHealthEntry {
 		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, reasonControllerDown, h.Message)}
 	case h.ControllerState == "":
 		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, reasonDeviceGone, h.Message)}
+	case len(h.Paths) > 0 && h.LivePaths == 0:
+		// Controllers live, but the target refuses I/O on every path.
+		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, reasonInaccessible, h.Message)}
 	case h.FSErrors > 0 || h.ReadOnly:
 		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_DEGRADED, reasonFilesystemErrors, h.Message)}
 	}

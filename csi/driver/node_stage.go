@@ -67,8 +67,12 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 
 	want := stageRecord{
 		VolumeID: id, StagingPath: filepath.Clean(staging), Block: mode.block,
-		Requested: vol.Target, Namespace: vol.Namespace, Config: vol.Config,
+		Requested: vol.Target, Namespace: vol.Namespace, Config: vol.Config, IOPolicy: vol.IOPolicy,
+		Authenticated: auth != (nvme.Auth{}),
 		FSType: mode.fsType, MountFlags: mode.mountFlags, ReadOnly: mode.readOnly,
+	}
+	for _, t := range vol.Targets() {
+		want.Paths = append(want.Paths, pathRecord{Requested: t})
 	}
 	// Answered from the mount table and the record before anything that
 	// can wait on the network (a name lookup, the controller): a repeat
@@ -79,34 +83,44 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 		}
 		return err
 	}
-	// Key the target as sysfs will show it: a host name resolved, the
-	// address canonical. Unstage finds the controller by the same key.
-	target, err := d.cfg.Connector.ResolveTarget(ctx, vol.Target)
-	if err != nil {
-		return fmt.Errorf("resolve traddr %s: %w", nvme.Truncate(vol.Target.TrAddr), err)
+	if err := d.checkMultipath(vol); err != nil {
+		return err
 	}
-	conn, err := nvme.Connection{Host: d.cfg.Host, Target: target, Config: vol.Config, Auth: auth}.Valid()
+	conns, err := d.preparePaths(ctx, vol, auth)
 	if err != nil {
 		return err
 	}
-	want.Target, want.Key = target, connectionKey(target, d.cfg.Host)
+	want.Paths = want.Paths[:0]
+	for _, pc := range conns {
+		want.Paths = append(want.Paths, pc.record())
+	}
+	first := want.Paths[0]
+	want.Target, want.Key = first.Target, first.Key
+	if !first.resolved() {
+		want.Target = first.Requested
+	}
 
-	ctrl, c, err := d.claimController(ctx, log, conn, want)
+	ctrls, c, err := d.claimPaths(ctx, log, vol, conns, want)
 	if err != nil {
 		return err
 	}
+	d.rememberAuth(id, auth)
 	handedOver, recorded := false, false
 	defer func() {
 		if !handedOver {
-			d.undoStage(ctx, log, want, c, ctrl, recorded)
+			d.undoStage(ctx, log, want, c, recorded)
 		}
 	}()
-	ns, err := d.resolve(ctx, ctrl, vol)
+	ns, err := d.resolve(ctx, ctrls, vol)
 	if err != nil {
 		return err
 	}
-	log = log.With("device", ns.DevicePath, "controller", ctrl.Name)
-	log.Debug("namespace resolved")
+	paths, err := d.waitLivePath(ctx, ns, "staging it")
+	if err != nil {
+		return err
+	}
+	log = log.With("device", ns.DevicePath)
+	log.Debug("namespace resolved", "paths", pathNames(paths))
 	want.Found = nvme.NamespaceSelector{NSID: ns.NSID, UUID: ns.UUID, NGUID: ns.NGUID}
 	plan, err := d.reserve(ctx, want, ns)
 	if err != nil {
@@ -114,7 +128,7 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 	}
 	recorded = true
 	if plan.kind == planFormatAndMount {
-		if plan, err = d.planUnused(o, want, vol.FormatPolicy.OrDefault(), conn, ns); err != nil {
+		if plan, err = d.planUnused(o, want, vol.FormatPolicy.OrDefault(), ns); err != nil {
 			return err
 		}
 	}
@@ -124,11 +138,12 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 	handedOver = true
 	return o.finish(plan.what(ns, staging), mountBound, func(ctx context.Context) error {
 		if err := d.mountStage(want, ns, plan); err != nil {
-			d.undoStage(ctx, log, want, c, ctrl, true)
+			d.undoStage(ctx, log, want, c, true)
 			return err
 		}
-		d.dropClaim(want.Key, c)
-		log.Info("staged", "block", want.Block, "plan", plan.String())
+		d.dropClaim(want.subsystem(), c)
+		up, down := d.pathReport(want, ns)
+		log.Info("staged", "block", want.Block, "plan", plan.String(), "paths_up", up, "paths_down", down)
 		if plan.format || plan.kind == planBlock {
 			// The format is done and mounted, or the namespace is a raw
 			// block device now: no half-written file system to finish.
@@ -140,27 +155,121 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 	})
 }
 
-// resolve waits for the volume's namespace on ctrl. The kernel scans
-// namespaces within milliseconds of a connect; one that has not appeared
-// after NamespaceTimeout is not on the target (for this host).
-func (d *Driver) resolve(ctx context.Context, ctrl kernel.Controller, vol nvme.Volume) (kernel.Namespace, error) {
+// checkMultipath refuses several portals on a kernel without native
+// multipath: each path would be a disk of its own, and mounting one of
+// them would leave the others writable beside it, unseen.
+func (d *Driver) checkMultipath(vol nvme.Volume) error {
+	if len(vol.MorePortals) == 0 {
+		return nil
+	}
+	on, err := d.cfg.Connector.Multipath()
+	if err != nil {
+		return fmt.Errorf("a volume with %d portals needs native NVMe multipath: %w", 1+len(vol.MorePortals), err)
+	}
+	if !on {
+		return precondition("the volume has %d portals, but this node's kernel runs without native NVMe multipath (nvme_core.multipath=N): "+
+			"each path would be a device of its own, and the plugin would mount one path's disk while the others stay writable beside it. "+
+			"Turn native multipath on (drop nvme_core.multipath=N from the kernel command line, or set it to Y, and reboot), or give the volume one portal",
+			1+len(vol.MorePortals))
+	}
+	return nil
+}
+
+// preparePaths resolves every portal's address and validates each path's
+// connection: each option string is built from one validated portal. A
+// host name that does not resolve fails its path, not the stage, unless
+// no portal resolves. Two portals that resolve to one path are refused:
+// the kernel would take the second for a duplicate of the first.
+func (d *Driver) preparePaths(ctx context.Context, vol nvme.Volume, auth nvme.Auth) ([]pathConn, error) {
+	targets := vol.Targets()
+	out := make([]pathConn, len(targets))
+	resolvedAny := false
+	var firstErr error
+	for i, t := range targets {
+		pc := pathConn{n: i + 1, requested: t}
+		// Key the target as sysfs will show it: a host name resolved, the
+		// address canonical. Unstage and the healer find the controller
+		// by the same key.
+		target, err := d.cfg.Connector.ResolveTarget(ctx, t)
+		if err != nil {
+			pc.err = fmt.Errorf("resolve %s %s: %w", nvme.PortalKey(nvme.KeyTrAddr, i+1), nvme.Truncate(t.TrAddr), err)
+			if firstErr == nil {
+				firstErr = pc.err
+			}
+			out[i] = pc
+			continue
+		}
+		for _, prev := range out[:i] {
+			if prev.err == nil && prev.key == connectionKey(target, d.cfg.Host) {
+				return nil, invalid("portal %d (%s) and portal %d (%s) are one path (%s): give each path once", prev.n, prev.requested.Portal(), i+1, t.Portal(), target.Portal())
+			}
+		}
+		conn, err := nvme.Connection{Host: d.cfg.Host, Target: target, Config: vol.Config, Auth: auth}.Valid()
+		if err != nil {
+			return nil, err
+		}
+		pc.target, pc.key, pc.conn = target, connectionKey(target, d.cfg.Host), conn
+		out[i] = pc
+		resolvedAny = true
+	}
+	if !resolvedAny {
+		return nil, firstErr
+	}
+	return out, nil
+}
+
+// resolve waits for the volume's namespace through any connected path and
+// verifies its identity. The kernel scans namespaces within milliseconds
+// of a connect; one that has not appeared after NamespaceTimeout is not on
+// the target (for this host). A path that is reconnecting has not scanned,
+// so every path is asked at once and the first answer counts; an identity
+// mismatch is final whichever path found it.
+func (d *Driver) resolve(ctx context.Context, ctrls []kernel.Controller, vol nvme.Volume) (kernel.Namespace, error) {
 	rctx, cancel := context.WithTimeout(ctx, d.cfg.NamespaceTimeout)
 	defer cancel()
-	ns, err := d.cfg.Connector.Resolve(rctx, ctrl, vol.Namespace)
-	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-		return kernel.Namespace{}, notFound("namespace %s of %s did not appear on %s within %v: the target has no such namespace, or does not show it to this host", vol.Namespace, vol.Target.NQN, ctrl.Name, d.cfg.NamespaceTimeout)
+	type answer struct {
+		ns   kernel.Namespace
+		err  error
+		ctrl string
 	}
-	if err != nil {
-		return kernel.Namespace{}, fmt.Errorf("find namespace %s of %s on %s: %w", vol.Namespace, vol.Target.NQN, ctrl.Name, err)
+	answers := make(chan answer, len(ctrls))
+	asked := 0
+	for _, c := range ctrls {
+		if c.Name == "" {
+			continue
+		}
+		asked++
+		go func() {
+			ns, err := d.cfg.Connector.Resolve(rctx, c, vol.Namespace)
+			answers <- answer{ns: ns, err: err, ctrl: c.Name}
+		}()
 	}
-	return ns, nil
+	var last answer
+	for range asked {
+		a := <-answers
+		if a.err == nil || errors.Is(a.err, kernel.ErrNamespaceMismatch) {
+			last = a
+			break
+		}
+		if last.err == nil || errors.Is(last.err, context.DeadlineExceeded) {
+			last = a
+		}
+	}
+	cancel()
+	switch {
+	case last.err == nil:
+		return last.ns, nil
+	case ctx.Err() == nil && errors.Is(last.err, context.DeadlineExceeded):
+		return kernel.Namespace{}, notFound("namespace %s of %s did not appear within %v: the target has no such namespace, or does not show it to this host", vol.Namespace, vol.Target.NQN, d.cfg.NamespaceTimeout)
+	}
+	return kernel.Namespace{}, fmt.Errorf("find namespace %s of %s on %s: %w", vol.Namespace, vol.Target.NQN, last.ctrl, last.err)
 }
 
 // undoStage takes back what a failed stage did: its record (when it wrote
-// one), its claim, and the controller when the plugin created it and
-// nothing else uses it. It runs after the caller may have gone; the
+// one), its claim, and the subsystem's controllers the plugin created when
+// nothing else uses them. It runs after the caller may have gone; the
 // stage's own error is what the caller needs, so failures are only logged.
-func (d *Driver) undoStage(ctx context.Context, log hclog.Logger, want stageRecord, c *claim, ctrl kernel.Controller, recorded bool) {
+func (d *Driver) undoStage(ctx context.Context, log hclog.Logger, want stageRecord, c *claim, recorded bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
 	if recorded {
@@ -168,12 +277,15 @@ func (d *Driver) undoStage(ctx context.Context, log hclog.Logger, want stageReco
 			log.Error("could not remove the record of a failed stage", "error", err)
 		}
 	}
-	// The claim goes first, without the key lock: were the lock out of
-	// reach (a settle holding it), a claim left behind would keep the
-	// controller connected and the settings fixed until a restart.
-	d.dropClaim(want.Key, c)
-	if err := d.releaseController(ctx, log, want.Key, ctrl); err != nil {
-		log.Warn("could not release the controller of a failed stage", "controller", ctrl.Name, "error", err)
+	// The claim goes first, without the lock: were the lock out of reach
+	// (a settle holding it), a claim left behind would keep the
+	// controllers connected and the settings fixed until a restart.
+	d.dropClaim(want.subsystem(), c)
+	if !d.staged(want.VolumeID) {
+		d.forgetAuth(want.VolumeID)
+	}
+	if err := d.releaseSubsystem(ctx, log, want.subsystem()); err != nil {
+		log.Warn("could not release the controllers of a failed stage", "nqn", want.subsystem(), "error", err)
 	}
 }
 
@@ -260,6 +372,8 @@ func (r stageRecord) differences(want stageRecord) []string {
 		staged = r.Target
 	}
 	add("target", targetString(staged), targetString(want.Requested))
+	add("further portals", morePortals(r), morePortals(want))
+	add("iopolicy", orKernelDefault(string(r.IOPolicy)), orKernelDefault(string(want.IOPolicy)))
 	add("namespace", r.Namespace.String(), want.Namespace.String())
 	add("fs_type", orNone(r.FSType), orNone(want.FSType))
 	add("read-only", fmt.Sprint(r.ReadOnly), fmt.Sprint(want.ReadOnly))
@@ -268,6 +382,19 @@ func (r stageRecord) differences(want stageRecord) []string {
 		out = append(out, r.Config.Diff(want.Config)...)
 	}
 	return out
+}
+
+// morePortals names a record's portals after the first, as written.
+func morePortals(r stageRecord) string {
+	ps := r.paths()
+	if len(ps) <= 1 {
+		return "none"
+	}
+	names := make([]string, 0, len(ps)-1)
+	for _, p := range ps[1:] {
+		names = append(names, p.Requested.Portal().String())
+	}
+	return strings.Join(names, ", ")
 }
 
 func targetString(t nvme.Target) string {

@@ -14,7 +14,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
 
-	"github.com/nvmeof/nvmeof/shared/nvme"
 )
 
 // NodeUnstageVolume unmounts the staging path, then disconnects the
@@ -98,6 +97,9 @@ func (d *Driver) unstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRe
 		if err := d.state.deleteStage(id, staging); err != nil {
 			return err
 		}
+		if !d.staged(id) {
+			d.forgetAuth(id)
+		}
 		log.Info("unstaged", "devices", devices(mounted))
 		return nil
 	})
@@ -161,49 +163,40 @@ func sameMount(a, b MountEntry) bool {
 	return a.Device == b.Device && isNVMeDevice(a.Device)
 }
 
-// releaseStageController releases the controller a stage record names;
-// without one (a record set aside), those that reached the devices that
-// were mounted.
+// releaseStageController releases the controllers of the subsystem a
+// stage record names (every path the plugin created, when nothing uses
+// them any more); without one (a record set aside), those of the
+// subsystems of the devices that were mounted.
 func (d *Driver) releaseStageController(ctx context.Context, log hclog.Logger, rec stageRecord, mounted []MountEntry) error {
-	target := rec.Target
-	if target.NQN == "" && rec.Key != "" { // a record from before stage records held their target
+	nqn := rec.subsystem()
+	if nqn == "" && rec.Key != "" { // a record from before stage records held their target
 		crec, ok, err := d.state.controller(rec.Key)
 		if err != nil || !ok {
 			return err
 		}
-		target = crec.Target
+		nqn = crec.Target.NQN
 	}
-	if target.NQN == "" {
-		for _, e := range mounted {
-			_, ctrls, err := d.cfg.Connector.NamespaceOf(e.Device)
-			if err != nil {
-				continue // the device went with its controller
-			}
-			for _, c := range ctrls {
-				if err := d.releaseController(ctx, log, controllerKey(c), c); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+	if nqn != "" {
+		return d.releaseSubsystem(ctx, log, nqn)
 	}
-	conn, err := nvme.Connection{Host: d.cfg.Host, Target: target, Config: rec.Config}.Valid()
-	if err != nil {
-		// The identity is what matters to Find; a record from before
-		// settings were kept has none that validate.
-		conn, err = nvme.Connection{Host: d.cfg.Host, Target: target, Config: nvme.DefaultConnectionConfig()}.Valid()
+	var nqns []string
+	for _, e := range mounted {
+		_, ctrls, err := d.cfg.Connector.NamespaceOf(e.Device)
 		if err != nil {
-			return fmt.Errorf("stage record of %s: %w", rec.VolumeID, err)
+			continue // the device went with its controllers
+		}
+		for _, c := range ctrls {
+			if !slices.Contains(nqns, c.Subsystem) {
+				nqns = append(nqns, c.Subsystem)
+			}
 		}
 	}
-	ctrl, found, err := d.cfg.Connector.Find(conn)
-	if err != nil {
-		return fmt.Errorf("look for the controller of %s: %w", target.NQN, err)
+	for _, n := range nqns {
+		if err := d.releaseSubsystem(ctx, log, n); err != nil {
+			return err
+		}
 	}
-	if !found {
-		return nil
-	}
-	return d.releaseController(ctx, log, rec.Key, ctrl)
+	return nil
 }
 
 // removeBlockFile removes the file a block stage binds the device onto,

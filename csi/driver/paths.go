@@ -27,6 +27,10 @@ func connectionKey(t nvme.Target, h nvme.Host) string {
 	return strings.Join([]string{t.Transport, t.TrAddr, t.TrSvcID, t.NQN, t.HostTrAddr, t.HostIface, h.NQN, h.ID}, "|")
 }
 
+// subsystemKey names the lock of a subsystem's controllers: every path to
+// it from this host, whatever portal.
+func subsystemKey(nqn string) string { return "subsystem|" + nqn }
+
 // recordName is a file name for any key: a hash, since keys hold '/'.
 func recordName(parts ...string) string {
 	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // Reconcile runs at start-up, before serving: Nomad skips unpublish and
@@ -27,7 +29,7 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
-	usedKeys := map[string]bool{}
+	staged := map[string][]stageRecord{} // by subsystem NQN, stages in force
 	for _, r := range stages {
 		if len(mountsAt(entries, stagedPath(r))) == 0 {
 			log.Warn("stage record without its mount (a stage that never finished, or an unstage Nomad skipped): forgetting it",
@@ -37,7 +39,7 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 			}
 			continue
 		}
-		usedKeys[r.Key] = true
+		staged[r.subsystem()] = append(staged[r.subsystem()], r)
 	}
 	pubs, err := d.state.publishes()
 	if err != nil {
@@ -55,14 +57,18 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
-	var errs []error
+	bySubsystem := map[string][]controllerRecord{}
 	for _, rec := range recs {
+		bySubsystem[rec.Target.NQN] = append(bySubsystem[rec.Target.NQN], rec)
+	}
+	var errs []error
+	for _, nqn := range slices.Sorted(maps.Keys(bySubsystem)) {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("reconcile: %w", err)
 		}
-		clog := log.With("nqn", rec.Target.NQN, "traddr", rec.Target.TrAddr)
-		if err := d.reconcileController(ctx, clog, rec, usedKeys[rec.Key]); err != nil {
-			clog.Error("could not reconcile the controller; leaving it as it is", "error", err)
+		slog := log.With("nqn", nqn)
+		if err := d.reconcileSubsystem(ctx, slog, nqn, bySubsystem[nqn], staged[nqn]); err != nil {
+			slog.Error("could not reconcile the subsystem's controllers; leaving them as they are", "error", err)
 			errs = append(errs, err)
 		}
 	}
@@ -73,58 +79,79 @@ func (d *Driver) Reconcile(ctx context.Context) error {
 	return nil
 }
 
-func (d *Driver) reconcileController(ctx context.Context, log hclog.Logger, rec controllerRecord, staged bool) error {
-	held, err := d.keys.lock(ctx, rec.Key)
+// reconcileSubsystem settles the records of one subsystem's controllers:
+// creations whose answer never came in are identified or forgotten. While
+// a volume of the subsystem is staged, its paths' reconnection parameters
+// and I/O policy are put back (something may have changed them while the
+// plugin was down), and a missing path is left to the healer; when none
+// is, every controller the plugin created is released as at an unstage.
+// A partial path set (a stage killed between two connects) is thus either
+// completed by the healer or taken down whole.
+func (d *Driver) reconcileSubsystem(ctx context.Context, log hclog.Logger, nqn string, recs []controllerRecord, staged []stageRecord) error {
+	held, err := d.keys.lock(ctx, subsystemKey(nqn))
 	if err != nil {
 		return err
 	}
 	defer held.unlock()
-	conn, err := nvme.Connection{Host: d.cfg.Host, Target: rec.Target, Config: rec.Config}.Valid()
-	if err != nil {
-		return fmt.Errorf("controller record of %s: %w", rec.Target.NQN, err)
-	}
-	ctrl, found, err := d.cfg.Connector.Find(conn)
-	if err != nil {
-		return fmt.Errorf("look for the controller of %s: %w", rec.Target.NQN, err)
-	}
-	if rec.pending() {
-		// Killed while the kernel created it: the one there now is, but
-		// for an admin's connect in those same seconds, the one it made.
+	var errs []error
+	var live []kernel.Controller
+	for _, rec := range recs {
+		plog := log.With("portal", rec.Target.Portal().String())
+		ctrl, found, err := d.findRecorded(rec)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if rec.pending() {
+			// Killed while the kernel created it: the one there now is, but
+			// for an admin's connect in those same seconds, the one it made.
+			if !found {
+				plog.Info("a connect was cut short by a restart and made no controller; forgetting it")
+				if err := d.state.deleteController(rec.Key); err != nil {
+					errs = append(errs, err)
+				}
+				continue
+			}
+			rec.identify(ctrl)
+			if err := d.state.putController(rec); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			plog.Info("a connect cut short by a restart made this controller; recorded as the plugin's", "controller", ctrl.Name)
+		}
+		if len(staged) == 0 {
+			if found && rec.owns(ctrl) {
+				plog.Warn("orphaned controller: created by this plugin, no stage uses it; disconnecting unless a mount does", "controller", ctrl.Name)
+			}
+			continue
+		}
 		if !found {
-			log.Info("a connect was cut short by a restart and made no controller; forgetting it")
-			return d.state.deleteController(rec.Key)
+			plog.Warn("a path of a staged volume is gone (the kernel gave up reconnecting after ctrl_loss_tmo, or it was disconnected); the healer reconnects it")
+			continue
 		}
-		rec.identify(ctrl)
-		if err := d.state.putController(rec); err != nil {
-			return err
-		}
-		log.Info("a connect cut short by a restart made this controller; recorded as the plugin's", "controller", ctrl.Name)
-	}
-	if !found {
-		if staged {
-			log.Warn("controller of a staged volume is gone; the kernel gave up reconnecting (ctrl_loss_tmo); the next stage reconnects")
-			return nil
-		}
-		return d.state.deleteController(rec.Key)
-	}
-	if staged {
+		live = append(live, ctrl)
 		// A stage in force asked for these settings; something (a udev
 		// rule, an admin) may have changed them while the plugin was down.
 		if err := d.cfg.Connector.UpdateReconnectParams(ctrl, rec.Config); err != nil {
-			log.Warn("could not re-apply reconnection parameters", "controller", ctrl.Name, "error", err)
+			plog.Warn("could not re-apply reconnection parameters", "controller", ctrl.Name, "error", err)
 		}
-		return nil
 	}
-	if !rec.owns(ctrl) {
-		users, err := d.mountsUsing(ctrl)
-		if err == nil && len(users) == 0 {
-			log.Info("orphaned controller was not created by this plugin; left connected and forgotten", "controller", ctrl.Name)
-			return d.state.deleteController(rec.Key)
+	if len(staged) == 0 {
+		if len(errs) > 0 {
+			return errors.Join(errs...)
 		}
-		return nil
+		return d.releaseSubsystemLocked(ctx, log, held, nqn)
 	}
-	log.Warn("orphaned controller: created by this plugin, no stage uses it; disconnecting unless a mount does", "controller", ctrl.Name)
-	return d.releaseLocked(ctx, log, held, ctrl)
+	for _, r := range staged {
+		if r.IOPolicy == "" || len(live) == 0 {
+			continue
+		}
+		if err := d.applyIOPolicy(log, live, r.IOPolicy); err != nil {
+			log.Warn("could not re-apply the I/O policy", "iopolicy", r.IOPolicy, "error", err)
+		}
+		break
+	}
+	return errors.Join(errs...)
 }
 
 // logUnknownMounts reports NVMe mounts the plugin has no record of: made

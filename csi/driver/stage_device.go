@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
@@ -132,8 +133,8 @@ func (r stageRecord) stagesNamespace(nqn string, ns kernel.Namespace) bool {
 // holds, or format it when it is blank (or the policy says so). blkid says
 // "nothing found" for a device it cannot read too, so the controller must
 // be live and the head must read before anything is decided.
-func (d *Driver) planUnused(o *op, want stageRecord, policy nvme.FormatPolicy, conn nvme.ValidConnection, ns kernel.Namespace) (stagePlan, error) {
-	if err := d.waitLive(o.ctx, conn, ns); err != nil {
+func (d *Driver) planUnused(o *op, want stageRecord, policy nvme.FormatPolicy, ns kernel.Namespace) (stagePlan, error) {
+	if _, err := d.waitLivePath(o.ctx, ns, "deciding whether the device is blank"); err != nil {
 		return stagePlan{}, err
 	}
 	// Reading the device waits as long as its I/O does (a controller that
@@ -183,20 +184,22 @@ func (d *Driver) planUnused(o *op, want stageRecord, policy nvme.FormatPolicy, c
 	return stagePlan{kind: planFormatAndMount, format: true}, nil
 }
 
-// waitLive waits until the namespace's controller is live: a reconnecting
-// controller fails or holds I/O, and blkid would call an unreadable device
+// waitLivePath waits until a path to ns can take I/O: a controller that
+// is live, on a path the target has not made inaccessible (ANA). Without
+// one, I/O waits or fails, and blkid would call an unreadable device
 // blank. It ends with ctx, saying what it waited for.
-func (d *Driver) waitLive(ctx context.Context, conn nvme.ValidConnection, ns kernel.Namespace) error {
+func (d *Driver) waitLivePath(ctx context.Context, ns kernel.Namespace, before string) ([]kernel.PathState, error) {
 	var ticker *time.Ticker
 	for {
-		ctrl, found, err := d.cfg.Connector.Find(conn)
-		switch {
-		case err != nil:
-			return fmt.Errorf("look up the controller of %s: %w", ns.DevicePath, err)
-		case !found:
-			return unavailable("the controller of %s is gone: not deciding whether the device is blank", ns.DevicePath)
-		case ctrl.State == kernel.StateLive:
-			return nil
+		paths, err := d.cfg.Connector.Paths(ns)
+		if err != nil {
+			if isNotExist(err) {
+				return nil, unavailable("namespace %s (%s) is gone: every path to it was deleted", ns.Name, ns.DevicePath)
+			}
+			return nil, fmt.Errorf("paths of %s: %w", ns.DevicePath, err)
+		}
+		if slices.ContainsFunc(paths, kernel.PathState.Live) {
+			return paths, nil
 		}
 		if ticker == nil {
 			ticker = time.NewTicker(livePoll)
@@ -204,7 +207,11 @@ func (d *Driver) waitLive(ctx context.Context, conn nvme.ValidConnection, ns ker
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("controller %s of %s is %q; waited for it to be live before deciding whether the device is blank: %w", ctrl.Name, ns.DevicePath, ctrl.State, ctx.Err())
+			what := "none is left"
+			if len(paths) > 0 {
+				what = pathNames(paths)
+			}
+			return nil, fmt.Errorf("no path to %s can take I/O (%s); waited for it to be live before %s: %w", ns.DevicePath, what, before, ctx.Err())
 		case <-ticker.C:
 		}
 	}

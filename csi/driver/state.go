@@ -81,6 +81,50 @@ type stageRecord struct {
 	FSType     string   `json:",omitempty"`
 	MountFlags []string `json:",omitempty"`
 	ReadOnly   bool     `json:",omitempty"`
+	// Paths are the volume's paths in portal order, the first one first;
+	// Key, Requested and Target above repeat the first (records from
+	// before several portals have only those). IOPolicy is the one the
+	// volume asked for, "" when it left the kernel's.
+	Paths    []pathRecord  `json:",omitempty"`
+	IOPolicy nvme.IOPolicy `json:",omitempty"`
+	// Authenticated says the volume connects with DH-HMAC-CHAP secrets,
+	// which are never recorded: the healer can reconnect its paths only
+	// while it has them in memory.
+	Authenticated bool `json:",omitempty"`
+}
+
+// pathRecord is one portal of a staged volume: the target as the volume
+// context wrote it, the same resolved, and the key of the controller that
+// serves it. Target and Key are empty while a host name in Requested has
+// not resolved: the healer resolves it again.
+type pathRecord struct {
+	Key       string      `json:",omitempty"`
+	Requested nvme.Target
+	Target    nvme.Target `json:",omitempty"`
+}
+
+// resolved reports whether the path's address is known.
+func (p pathRecord) resolved() bool { return p.Key != "" }
+
+// paths lists the record's paths; a record from before several portals
+// has one.
+func (r stageRecord) paths() []pathRecord {
+	if len(r.Paths) > 0 {
+		return r.Paths
+	}
+	requested := r.Requested
+	if requested.NQN == "" {
+		requested = r.Target
+	}
+	return []pathRecord{{Key: r.Key, Requested: requested, Target: r.Target}}
+}
+
+// subsystem is the NQN of the subsystem the record stages a namespace of.
+func (r stageRecord) subsystem() string {
+	if r.Target.NQN != "" {
+		return r.Target.NQN
+	}
+	return r.Requested.NQN
 }
 
 // publishRecord is a staged volume published at a target path: what a

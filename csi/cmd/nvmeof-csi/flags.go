@@ -22,6 +22,8 @@ type options struct {
 	host                             kernel.HostSources
 	maxVolumes                       int64
 	operationTimeout                 time.Duration
+	healInterval                     time.Duration
+	healJitter                       float64
 	logJSON, version                 bool
 }
 
@@ -47,6 +49,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		"file holding the host ID (must exist when given; the default may be missing when the host NQN is of the uuid form)")
 	fset.DurationVar(&o.operationTimeout, "operation-timeout", driver.DefaultOperationTimeout,
 		"bound on every node RPC (Nomad sets none on stage and publish); a format or mount still running then finishes in the background")
+	fset.DurationVar(&o.healInterval, "heal-interval", driver.DefaultHealInterval,
+		"how often to look for missing paths of staged volumes and reconnect them; a path that keeps failing is retried less often, doubling up to 5m")
+	fset.Float64Var(&o.healJitter, "heal-jitter", driver.DefaultHealJitter,
+		"stretch each healing wait by up to this fraction, at random (0 to 1), so that nodes do not reconnect in lockstep")
 	fset.StringVar(&o.stateDir, "state-dir", env("NVMEOF_STATE_DIR", "/var/lib/nvmeof-csi"), "directory that records what the plugin connected; must survive restarts")
 	fset.StringVar(&o.connector, "connector", env("NVMEOF_CONNECTOR", "fabrics"), "how to connect: fabrics (write /dev/nvme-fabrics) or nvme-cli")
 	fset.StringVar(&o.logLevel, "log-level", env("NVMEOF_LOG_LEVEL", "info"), "trace, debug, info, warn or error")
@@ -80,6 +86,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		errs = append(errs, fmt.Errorf("--max-volumes %q must be a whole number, 0 or more", *maxVolumes))
 	}
 	o.maxVolumes = n
+	if o.healInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--heal-interval %v must be positive", o.healInterval))
+	}
+	if o.healJitter < 0 || o.healJitter > 1 {
+		errs = append(errs, fmt.Errorf("--heal-jitter %v must be from 0 to 1", o.healJitter))
+	}
 	if o.endpoint == "" {
 		errs = append(errs, errors.New("--endpoint (or CSI_ENDPOINT) is required"))
 	}

@@ -71,6 +71,7 @@ func serve(opts options, logger hclog.Logger) error {
 	d, err := driver.New(driver.Config{
 		DriverName: opts.driverName, Version: version(), NodeID: nodeID, Host: host,
 		StateDir: opts.stateDir, MaxVolumes: opts.maxVolumes, OperationTimeout: opts.operationTimeout,
+		HealInterval: opts.healInterval, HealJitter: opts.healJitter,
 		Connector: conn, Mounter: mount.New(""), Exec: utilexec.New(),
 		MountTable:  driver.ProcMountTable{Path: "/proc/self/mountinfo", DevDir: "/dev"},
 		KernelCheck: func() error { return kernel.CheckFabricsSupport("/sys", "/dev") },
@@ -85,6 +86,7 @@ func serve(opts options, logger hclog.Logger) error {
 		logger.Error("start-up reconciliation failed; serving anyway", "error", err)
 	}
 	go d.Monitor(ctx, 15*time.Second)
+	go d.Heal(ctx)
 	if opts.metricsAddr != "" {
 		srv := &http.Server{Addr: opts.metricsAddr, Handler: metrics.Handler(), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
