@@ -69,7 +69,7 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 		VolumeID: id, StagingPath: filepath.Clean(staging), Block: mode.block,
 		Requested: vol.Target, Namespace: vol.Namespace, Config: vol.Config, IOPolicy: vol.IOPolicy,
 		Authenticated: auth != (nvme.Auth{}),
-		FSType: mode.fsType, MountFlags: mode.mountFlags, ReadOnly: mode.readOnly,
+		FSType:        mode.fsType, MountFlags: mode.mountFlags, ReadOnly: mode.readOnly,
 	}
 	for _, t := range vol.Targets() {
 		want.Paths = append(want.Paths, pathRecord{Requested: t})

@@ -98,7 +98,7 @@ type stageRecord struct {
 // serves it. Target and Key are empty while a host name in Requested has
 // not resolved: the healer resolves it again.
 type pathRecord struct {
-	Key       string      `json:",omitempty"`
+	Key       string `json:",omitempty"`
 	Requested nvme.Target
 	Target    nvme.Target `json:",omitempty"`
 }

@@ -302,4 +302,3 @@ func with(m map[string]string, kv ...string) map[string]string {
 }
 
 func strconvItoa(n int) string { return strconv.Itoa(n) }
-

@@ -101,16 +101,18 @@ func pluginDirs(t *testing.T) (socket, stateDir string) {
 	return filepath.Join(dir, "csi.sock"), filepath.Join(dir, "state")
 }
 
-// startPlugin starts nvmeof-csi as the lab's test host and waits until it
-// answers Probe ready. The process gets its own process group, so a kill
+// startPlugin starts nvmeof-csi as the lab's test host, with extra flags
+// after the usual ones, and waits until it answers Probe ready. The process gets its own process group, so a kill
 // takes the tools it runs (mkfs) with it, as a task kill by Nomad does.
-func startPlugin(t *testing.T, socket, stateDir string) *csiPlugin {
+func startPlugin(t *testing.T, socket, stateDir string, extra ...string) *csiPlugin {
 	t.Helper()
 	p := &csiPlugin{t: t, socket: socket, stateDir: stateDir, log: &pluginLog{}, exited: make(chan error, 1)}
-	p.cmd = exec.Command(pluginBinary, //nolint:noctx // stopped by stop (SIGTERM) or kill (SIGKILL), which a context could not tell apart
-		"--endpoint=unix://"+socket, "--state-dir="+stateDir,
-		"--hostnqn="+labtarget.HostNQN, "--hostid="+labtarget.HostID, "--node-id=lab-node",
-		"--log-level=debug", "--log-json")
+	args := append([]string{
+		"--endpoint=unix://" + socket, "--state-dir=" + stateDir,
+		"--hostnqn=" + labtarget.HostNQN, "--hostid=" + labtarget.HostID, "--node-id=lab-node",
+		"--log-level=debug", "--log-json",
+	}, extra...)
+	p.cmd = exec.Command(pluginBinary, args...) //nolint:noctx // stopped by stop (SIGTERM) or kill (SIGKILL), which a context could not tell apart
 	p.cmd.Stderr = p.log
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {

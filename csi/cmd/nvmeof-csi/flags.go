@@ -23,6 +23,7 @@ type options struct {
 	maxVolumes                       int64
 	operationTimeout                 time.Duration
 	healInterval                     time.Duration
+	metricsInterval                  time.Duration
 	healJitter                       float64
 	logJSON, version                 bool
 }
@@ -57,6 +58,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fset.StringVar(&o.connector, "connector", env("NVMEOF_CONNECTOR", "fabrics"), "how to connect: fabrics (write /dev/nvme-fabrics) or nvme-cli")
 	fset.StringVar(&o.logLevel, "log-level", env("NVMEOF_LOG_LEVEL", "info"), "trace, debug, info, warn or error")
 	fset.StringVar(&o.metricsAddr, "metrics-addr", env("NVMEOF_METRICS_ADDR", ""), "serve Prometheus metrics on this address, e.g. 127.0.0.1:9810 (off when empty)")
+	fset.DurationVar(&o.metricsInterval, "metrics-interval", 15*time.Second, "how often the metrics look at the controllers, paths and volumes")
 	fset.BoolVar(&o.logJSON, "log-json", env("NVMEOF_LOG_JSON", "") == "true", "log in JSON")
 	fset.BoolVar(&o.version, "version", false, "print the version and exit")
 	maxVolumes := fset.String("max-volumes", env("NVMEOF_MAX_VOLUMES", "0"), "max_volumes_per_node (0: no limit)")
@@ -86,6 +88,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		errs = append(errs, fmt.Errorf("--max-volumes %q must be a whole number, 0 or more", *maxVolumes))
 	}
 	o.maxVolumes = n
+	if o.metricsInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--metrics-interval %v must be positive", o.metricsInterval))
+	}
 	if o.healInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--heal-interval %v must be positive", o.healInterval))
 	}
