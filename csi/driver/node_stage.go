@@ -115,22 +115,24 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 	if err != nil {
 		return err
 	}
-	paths, err := d.waitLivePath(ctx, ns, "staging it")
-	if err != nil {
-		return err
-	}
 	log = log.With("device", ns.DevicePath)
-	log.Debug("namespace resolved", "paths", pathNames(paths))
+	log.Debug("namespace resolved")
 	want.Found = nvme.NamespaceSelector{NSID: ns.NSID, UUID: ns.UUID, NGUID: ns.NGUID}
 	plan, err := d.reserve(ctx, want, ns)
 	if err != nil {
 		return err
 	}
 	recorded = true
+	// A stage goes on only with a path that can take I/O: a device whose
+	// every path reconnects, or is inaccessible (ANA), would hang the
+	// mount, and blkid would call it blank. planUnused waits for one
+	// before it reads the device.
 	if plan.kind == planFormatAndMount {
 		if plan, err = d.planUnused(o, want, vol.FormatPolicy.OrDefault(), ns); err != nil {
 			return err
 		}
+	} else if _, err := d.waitLivePath(ctx, ns, "staging it"); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("not %s: %w", plan.what(ns, staging), err)
