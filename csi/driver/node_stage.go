@@ -261,6 +261,8 @@ func (d *Driver) resolve(ctx context.Context, ctrls []kernel.Controller, vol nvm
 	switch {
 	case last.err == nil:
 		return last.ns, nil
+	case ctx.Err() == nil && errors.Is(last.err, kernel.ErrNamespaceInaccessible):
+		return kernel.Namespace{}, unavailable("%v", last.err)
 	case ctx.Err() == nil && errors.Is(last.err, context.DeadlineExceeded):
 		return kernel.Namespace{}, notFound("namespace %s of %s did not appear within %v: the target has no such namespace, or does not show it to this host", vol.Namespace, vol.Target.NQN, d.cfg.NamespaceTimeout)
 	}

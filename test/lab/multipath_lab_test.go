@@ -296,8 +296,17 @@ func TestMultipathStage(t *testing.T) {
 	if st := p.volumeHealth(t, v); len(st) != 0 {
 		t.Errorf("health of a volume with both paths live: %v", st)
 	}
-	if !strings.Contains(p.log.String(), `"paths_down":[]`) {
-		t.Errorf("the stage's log line does not report its paths")
+	staged := false
+	for _, e := range p.log.entries(0) {
+		if e["@message"] != "staged" {
+			continue
+		}
+		up, _ := e["paths_up"].([]any)
+		down, _ := e["paths_down"].([]any)
+		staged = len(up) == 2 && len(down) == 0
+	}
+	if !staged {
+		t.Errorf("no log line says the volume is staged with both paths up")
 	}
 	body := scrapePlugin(t, p, metricsAddr)
 	for _, want := range []string{

@@ -21,6 +21,10 @@ var (
 	// ErrControllerExists: Create found a matching controller it did not
 	// make. Adopt it with Connect; it is not the caller's.
 	ErrControllerExists = errors.New("a matching NVMe controller exists already")
+	// ErrNamespaceInaccessible: the namespace is on the target, but the
+	// target makes every path to it inaccessible (ANA), so the kernel
+	// shows no device for it. It comes back when the target says so.
+	ErrNamespaceInaccessible = errors.New("NVMe namespace inaccessible on every path (ANA)")
 	// ErrFabricsUnavailable: the kernel cannot create NVMe-oF controllers
 	// (no /dev/nvme-fabrics, or the transport's module is not loaded).
 	ErrFabricsUnavailable = errors.New("NVMe over Fabrics is not available in this kernel")

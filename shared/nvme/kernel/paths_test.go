@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
 	"github.com/nvmeof/nvmeof/shared/nvme/kernel/kerneltest"
@@ -221,5 +222,40 @@ func TestHealthPaths(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Native multipath adds a namespace's head disk only once one of its paths
+// is usable: a namespace the target makes inaccessible on every path from
+// the start has path disks and no device. Resolve says so instead of "did
+// not appear".
+func TestResolveNamespaceHiddenByANA(t *testing.T) {
+	h, k, ctrls, ns := twoPathHost(t)
+	for _, c := range ctrls {
+		if err := h.SetANAState(c.Name, ANAInaccessible); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The head as it is before any path was usable: not there.
+	head, err := filepath.EvalSymlinks(filepath.Join(h.SysfsRoot(), "block", ns.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{head, filepath.Join(h.SysfsRoot(), "block", ns.Name), ns.DevicePath} {
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err = k.Resolve(ctx, ctrls[0], nvme.NamespaceSelector{NSID: 1})
+	if !errors.Is(err, ErrNamespaceInaccessible) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "makes it inaccessible (ANA)") {
+		t.Fatalf("Resolve() = %v", err)
+	}
+	// Another namespace that simply is not there is not blamed on ANA.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel2()
+	if _, err := k.Resolve(ctx2, ctrls[0], nvme.NamespaceSelector{NSID: 9}); errors.Is(err, ErrNamespaceInaccessible) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Resolve(nsid 9) = %v", err)
 	}
 }

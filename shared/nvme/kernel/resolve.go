@@ -39,10 +39,44 @@ func (k *kernelConnector) Resolve(ctx context.Context, ctrl Controller, sel nvme
 		}
 		select {
 		case <-ctx.Done():
+			if ana := k.hiddenByANA(ctrl, sel); ana != "" {
+				return Namespace{}, fmt.Errorf("namespace %s of subsystem %q has a path on %s, but the target makes it %s (ANA), and the kernel shows no device for a namespace until one of its paths is optimized or non-optimized: %w (%w)",
+					sel, ctrl.Subsystem, ctrl.Name, ana, ErrNamespaceInaccessible, ctx.Err())
+			}
 			return Namespace{}, fmt.Errorf("namespace %s of subsystem %q did not appear on %s: %w", sel, ctrl.Subsystem, ctrl.Name, ctx.Err())
 		case <-ticker.C:
 		}
 	}
+}
+
+// hiddenByANA tells why a namespace has no device though ctrl reaches it:
+// its path disk under ctrl is there, in an ANA state that takes no I/O.
+// Native multipath adds the head disk only when a path becomes usable.
+// "" when that is not the reason.
+func (k *kernelConnector) hiddenByANA(ctrl Controller, sel nvme.NamespaceSelector) string {
+	ctrlDir := k.sys.controllerDir(ctrl.Name)
+	entries, err := readDirNames(ctrlDir)
+	if err != nil {
+		return ""
+	}
+	for _, e := range entries {
+		if classifyDisk(e) != diskPath {
+			continue
+		}
+		dir := filepath.Join(ctrlDir, e)
+		ns, err := k.readNamespace(dir, e, ctrl.Subsystem)
+		if err != nil {
+			continue
+		}
+		if ok, _ := selectorMatches(ns, sel); !ok {
+			continue
+		}
+		switch ana, _ := readOptionalAttr(dir, "ana_state"); ana {
+		case ANAInaccessible, ANAPersistentLoss, ANAChange:
+			return ana
+		}
+	}
+	return ""
 }
 
 // normalizeSelector validates sel and brings uuid and nguid to canonical form.

@@ -114,7 +114,9 @@ func (n Nvmet) CreateMultipath(backing map[uint32]string) (err error) {
 }
 
 // createPathPort makes one port: address, transport, and ANA group 2
-// beside the group 1 nvmet gives every port.
+// beside the group 1 nvmet gives every port. nvmet starts a new group
+// inaccessible, and the host then shows no device for its namespaces: it
+// is made optimized.
 func (n Nvmet) createPathPort(p Path) error {
 	dir := filepath.Join(n.Root, "ports", p.PortID)
 	if err := mkdir(dir); err != nil {
@@ -132,7 +134,7 @@ func (n Nvmet) createPathPort(p Path) error {
 			return fmt.Errorf("port %s: %w", p.PortID, err)
 		}
 	}
-	return nil
+	return n.SetANAState(p, MultiNS2ANAGroup, "optimized")
 }
 
 // CutPath unlinks SubsystemMulti from the path's port: its listener

@@ -25,6 +25,8 @@ func TestCreateMultipath(t *testing.T) {
 		{"ports/22/addr_traddr", "127.0.0.3"},
 		{"ports/22/addr_trsvcid", "4420"},
 		{"ports/22/addr_trtype", "tcp"},
+		{"ports/21/ana_groups/2/ana_state", "optimized"},
+		{"ports/22/ana_groups/2/ana_state", "optimized"},
 	}
 	for _, tt := range tests {
 		if got := readAttr(t, filepath.Join(n.Root, tt.path)); got != tt.want {
