@@ -103,8 +103,9 @@ func (h *healerState) keep(keys map[string]bool) {
 // stretched by up to HealJitter, until ctx ends.
 func (d *Driver) Heal(ctx context.Context) {
 	for {
-		if _, err := d.HealPaths(ctx); err != nil && ctx.Err() == nil {
-			d.log.Named("heal").Warn("healing pass", "error", err)
+		// Each failed attempt is logged where it fails, with its retry.
+		if n, err := d.HealPaths(ctx); n > 0 || err != nil {
+			d.log.Named("heal").Debug("healing pass", "healed", n, "error", err)
 		}
 		t := time.NewTimer(wait.Jitter(d.cfg.HealInterval, d.cfg.HealJitter))
 		select {

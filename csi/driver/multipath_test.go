@@ -606,3 +606,48 @@ func TestReconcileAStagedVolumeMissingAPath(t *testing.T) {
 		t.Fatalf("controllers left: %v", got)
 	}
 }
+
+// Two volumes of one subsystem staged at once over the same two portals:
+// with the same settings both stage over one pair of controllers; with
+// other settings exactly one does, whichever comes first.
+func TestConcurrentStagesOverTwoPortals(t *testing.T) {
+	for _, conflicting := range []bool{false, true} {
+		t.Run(map[bool]string{false: "same settings", true: "other settings"}[conflicting], func(t *testing.T) {
+			e, _ := newMultipathEnv(t)
+			reqs := []*csi.NodeStageVolumeRequest{e.twoPortalReq("a", "1", mountCap("", rwo)), e.twoPortalReq("b", "2", mountCap("", rwo))}
+			if conflicting {
+				reqs[1].VolumeContext["reconnect_delay"] = "2"
+			}
+			errs := make([]error, len(reqs))
+			var wg sync.WaitGroup
+			for i, r := range reqs {
+				wg.Go(func() { _, errs[i] = e.drv.NodeStageVolume(context.Background(), r) })
+			}
+			// The healer runs meanwhile, as it does on a node.
+			wg.Go(func() { _, _ = e.drv.HealPaths(context.Background()) })
+			wg.Wait()
+			ok := 0
+			for _, err := range errs {
+				if err == nil {
+					ok++
+				} else if codeOf(err) != codes.FailedPrecondition {
+					t.Errorf("stage: %v", err)
+				}
+			}
+			if want := map[bool]int{false: 2, true: 1}[conflicting]; ok != want {
+				t.Fatalf("%d stages succeeded, want %d: %v", ok, want, errs)
+			}
+			if got := e.ports(kernel.StateLive); !slices.Equal(got, []string{"4420", "4421"}) {
+				t.Fatalf("controllers on ports %v, want one per portal", got)
+			}
+			for i, r := range reqs {
+				if errs[i] == nil {
+					e.unstage(r.GetVolumeId())
+				}
+			}
+			if got := e.ports(""); len(got) != 0 {
+				t.Fatalf("controllers left: %v", got)
+			}
+		})
+	}
+}
