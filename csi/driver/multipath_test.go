@@ -533,7 +533,6 @@ func TestReconcileAPartialPathSet(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e, _ := newMultipathEnv(t)
 			cfg := nvme.DefaultConnectionConfig()
-			var made []kernel.Controller
 			for i, svc := range []string{"4420", "4421"} {
 				target := nvme.Target{Transport: "tcp", TrAddr: "127.0.0.1", TrSvcID: svc, NQN: testNQN}
 				var ctrl kernel.Controller
@@ -545,7 +544,6 @@ func TestReconcileAPartialPathSet(t *testing.T) {
 					if ctrl, err = e.fake.Create(context.Background(), c); err != nil {
 						t.Fatal(err)
 					}
-					made = append(made, ctrl)
 				}
 				rec := ctrl
 				if i == 1 {

@@ -131,7 +131,7 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 		if plan, err = d.planUnused(o, want, vol.FormatPolicy.OrDefault(), ns); err != nil {
 			return err
 		}
-	} else if _, err := d.waitLivePath(ctx, ns, "staging it"); err != nil {
+	} else if err := d.waitLivePath(ctx, ns, "staging it"); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {

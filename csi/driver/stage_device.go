@@ -134,7 +134,7 @@ func (r stageRecord) stagesNamespace(nqn string, ns kernel.Namespace) bool {
 // "nothing found" for a device it cannot read too, so the controller must
 // be live and the head must read before anything is decided.
 func (d *Driver) planUnused(o *op, want stageRecord, policy nvme.FormatPolicy, ns kernel.Namespace) (stagePlan, error) {
-	if _, err := d.waitLivePath(o.ctx, ns, "deciding whether the device is blank"); err != nil {
+	if err := d.waitLivePath(o.ctx, ns, "deciding whether the device is blank"); err != nil {
 		return stagePlan{}, err
 	}
 	// Reading the device waits as long as its I/O does (a controller that
@@ -188,18 +188,18 @@ func (d *Driver) planUnused(o *op, want stageRecord, policy nvme.FormatPolicy, n
 // is live, on a path the target has not made inaccessible (ANA). Without
 // one, I/O waits or fails, and blkid would call an unreadable device
 // blank. It ends with ctx, saying what it waited for.
-func (d *Driver) waitLivePath(ctx context.Context, ns kernel.Namespace, before string) ([]kernel.PathState, error) {
+func (d *Driver) waitLivePath(ctx context.Context, ns kernel.Namespace, before string) error {
 	var ticker *time.Ticker
 	for {
 		paths, err := d.cfg.Connector.Paths(ns)
 		if err != nil {
 			if isNotExist(err) {
-				return nil, unavailable("namespace %s (%s) is gone: every path to it was deleted", ns.Name, ns.DevicePath)
+				return unavailable("namespace %s (%s) is gone: every path to it was deleted", ns.Name, ns.DevicePath)
 			}
-			return nil, fmt.Errorf("paths of %s: %w", ns.DevicePath, err)
+			return fmt.Errorf("paths of %s: %w", ns.DevicePath, err)
 		}
 		if slices.ContainsFunc(paths, kernel.PathState.Live) {
-			return paths, nil
+			return nil
 		}
 		if ticker == nil {
 			ticker = time.NewTicker(livePoll)
@@ -211,7 +211,7 @@ func (d *Driver) waitLivePath(ctx context.Context, ns kernel.Namespace, before s
 			if len(paths) > 0 {
 				what = pathNames(paths)
 			}
-			return nil, fmt.Errorf("no path to %s can take I/O (%s); waited for it to be live before %s: %w", ns.DevicePath, what, before, ctx.Err())
+			return fmt.Errorf("no path to %s can take I/O (%s); waited for it to be live before %s: %w", ns.DevicePath, what, before, ctx.Err())
 		case <-ticker.C:
 		}
 	}
