@@ -54,7 +54,7 @@ func (k *kernelConnector) connectOnce(ctx context.Context, vc nvme.ValidConnecti
 	if ctrl, found, err := findController(k.sys, c); err != nil {
 		return Controller{}, err
 	} else if found {
-		return k.adopt(ctrl, c.Config)
+		return k.adopt(ctrl, c)
 	}
 	name, err := k.backend.create(ctx, vc)
 	var inflight *InFlightError
@@ -74,7 +74,7 @@ func (k *kernelConnector) connectOnce(ctx context.Context, vc nvme.ValidConnecti
 				c.Target.NQN, syscall.EAGAIN)
 		}
 		k.log.Debug("kernel reports the controller exists; adopting it", "controller", ctrl.Name, "nqn", c.Target.NQN)
-		return k.adopt(ctrl, c.Config)
+		return k.adopt(ctrl, c)
 	}
 	if err != nil {
 		return Controller{}, err
@@ -96,9 +96,16 @@ func (k *kernelConnector) newController(name string, c nvme.Connection) (Control
 	return ctrl, nil
 }
 
-// adopt brings an existing controller's reconnection parameters to cfg.
-func (k *kernelConnector) adopt(ctrl Controller, cfg nvme.ConnectionConfig) (Controller, error) {
+// adopt brings an existing controller's reconnection parameters to c's,
+// after checking that it authenticates with c's keys: the kernel's
+// duplicate rule ignores them, so a connect with other keys would be
+// handed a controller that proved other credentials.
+func (k *kernelConnector) adopt(ctrl Controller, c nvme.Connection) (Controller, error) {
 	k.log.Debug("adopting controller", "controller", ctrl.Name, "nqn", ctrl.Subsystem, "state", ctrl.State)
+	if err := k.sys.checkAuth(ctrl, c.Auth); err != nil {
+		return Controller{}, err
+	}
+	cfg := c.Config
 	if reconnectParamsMatch(ctrl, cfg) {
 		return ctrl, nil
 	}
