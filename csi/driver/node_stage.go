@@ -52,6 +52,11 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 	if err != nil {
 		return fmt.Errorf("secrets: %w", err)
 	}
+	if auth.HostSecret != "" {
+		if err := d.checkHostAuth(); err != nil {
+			return err
+		}
+	}
 	o, err := d.begin(ctx, id)
 	if err != nil {
 		return err
