@@ -106,11 +106,28 @@ func pluginDirs(t *testing.T) (socket, stateDir string) {
 // takes the tools it runs (mkfs) with it, as a task kill by Nomad does.
 func startPlugin(t *testing.T, socket, stateDir string) *csiPlugin {
 	t.Helper()
+	return startPluginWith(t, socket, stateDir, pluginOptions{})
+}
+
+// pluginOptions are the flags a test changes.
+type pluginOptions struct {
+	connector   string // --connector; "" for the default (fabrics)
+	metricsAddr string // --metrics-addr; "" for none
+}
+
+func startPluginWith(t *testing.T, socket, stateDir string, opts pluginOptions) *csiPlugin {
+	t.Helper()
 	p := &csiPlugin{t: t, socket: socket, stateDir: stateDir, log: &pluginLog{}, exited: make(chan error, 1)}
-	p.cmd = exec.Command(pluginBinary, //nolint:noctx // stopped by stop (SIGTERM) or kill (SIGKILL), which a context could not tell apart
-		"--endpoint=unix://"+socket, "--state-dir="+stateDir,
-		"--hostnqn="+labtarget.HostNQN, "--hostid="+labtarget.HostID, "--node-id=lab-node",
-		"--log-level=debug", "--log-json")
+	args := []string{"--endpoint=unix://" + socket, "--state-dir=" + stateDir,
+		"--hostnqn=" + labtarget.HostNQN, "--hostid=" + labtarget.HostID, "--node-id=lab-node",
+		"--log-level=debug", "--log-json"}
+	if opts.connector != "" {
+		args = append(args, "--connector="+opts.connector)
+	}
+	if opts.metricsAddr != "" {
+		args = append(args, "--metrics-addr="+opts.metricsAddr)
+	}
+	p.cmd = exec.Command(pluginBinary, args...) //nolint:noctx // stopped by stop (SIGTERM) or kill (SIGKILL), which a context could not tell apart
 	p.cmd.Stderr = p.log
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
@@ -261,6 +278,7 @@ type csiVolume struct {
 	id, staging, target string
 	context             map[string]string
 	capability          *csi.VolumeCapability
+	secrets             map[string]string // NodeStage's secrets (DH-HMAC-CHAP)
 }
 
 func newCSIVolume(t *testing.T, id string, capability *csi.VolumeCapability, vc map[string]string) csiVolume {
@@ -275,6 +293,7 @@ func newCSIVolume(t *testing.T, id string, capability *csi.VolumeCapability, vc 
 func (v csiVolume) stageRequest() *csi.NodeStageVolumeRequest {
 	return &csi.NodeStageVolumeRequest{
 		VolumeId: v.id, StagingTargetPath: v.staging, VolumeCapability: v.capability, VolumeContext: v.context,
+		Secrets: v.secrets,
 	}
 }
 

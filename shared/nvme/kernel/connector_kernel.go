@@ -79,7 +79,22 @@ func (k *kernelConnector) connectOnce(ctx context.Context, vc nvme.ValidConnecti
 	if err != nil {
 		return Controller{}, err
 	}
-	return k.newController(name, c)
+	ctrl, err := k.newController(name, c)
+	if err != nil {
+		return Controller{}, err
+	}
+	// nvme-cli leaves out some values (0, and -1 in some releases) and
+	// the kernel's default applies: what sysfs shows decides, and the
+	// reconnection parameters are brought to the connection's.
+	if !reconnectParamsMatch(ctrl, c.Config) {
+		k.log.Info("new controller does not hold the requested reconnection parameters; writing them", "controller", ctrl.Name,
+			"reconnect_delay", ctrl.ReconnectDelay, "ctrl_loss_tmo", formatTimeout(ctrl.CtrlLossTmo), "fast_io_fail_tmo", formatTimeout(ctrl.FastIOFailTmo))
+		if err := k.writeReconnectParams(ctrl, c.Config); err != nil {
+			return Controller{}, err
+		}
+		return k.readBack(ctrl, c.Config)
+	}
+	return ctrl, nil
 }
 
 // newController reads the controller the kernel just created for c.

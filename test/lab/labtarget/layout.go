@@ -48,6 +48,8 @@ const (
 	ACLNS1NGUID  = "44444444444444444444444444444444"
 	AuthNS1UUID  = "66666666-6666-4666-8666-666666666666"
 	AuthNS1NGUID = "66666666666666666666666666666666"
+	AuthNS2UUID  = "77777777-7777-4777-8777-777777777777"
+	AuthNS2NGUID = "77777777777777777777777777777777"
 )
 
 // NamespaceSize is the size of every namespace: a loop device over a sparse
@@ -91,7 +93,10 @@ func Subsystems() []Subsystem {
 		},
 		{
 			NQN: SubsystemAuth, AllowedHosts: []string{HostNQN},
-			Namespaces: []Namespace{{NSID: 1, UUID: AuthNS1UUID, NGUID: AuthNS1NGUID}},
+			Namespaces: []Namespace{
+				{NSID: 1, UUID: AuthNS1UUID, NGUID: AuthNS1NGUID},
+				{NSID: 2, UUID: AuthNS2UUID, NGUID: AuthNS2NGUID},
+			},
 		},
 	}
 }

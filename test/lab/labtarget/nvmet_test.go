@@ -183,3 +183,30 @@ func TestSetHostAuth(t *testing.T) {
 		t.Errorf("%s allows %q, %v; want %s", SubsystemAuth, link, err, HostNQN)
 	}
 }
+
+func TestPortDown(t *testing.T) {
+	n := Nvmet{Root: t.TempDir()}
+	if err := n.Create(Subsystems(), devicesFor(Subsystems())); err != nil {
+		t.Fatal(err)
+	}
+	restore, err := n.PortDown()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range Subsystems() {
+		if linked, err := n.Linked(s.NQN); err != nil || linked {
+			t.Errorf("after PortDown, Linked(%s) = %v, %v", s.NQN, linked, err)
+		}
+	}
+	if err := restore(); err != nil {
+		t.Fatal(err)
+	}
+	if err := restore(); err != nil {
+		t.Errorf("a second restore = %v, want nil", err)
+	}
+	for _, s := range Subsystems() {
+		if linked, err := n.Linked(s.NQN); err != nil || !linked {
+			t.Errorf("after restore, Linked(%s) = %v, %v", s.NQN, linked, err)
+		}
+	}
+}

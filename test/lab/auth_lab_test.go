@@ -1,0 +1,248 @@
+//go:build lab
+
+package lab
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
+	"github.com/nvmeof/nvmeof/shared/retry"
+	"github.com/nvmeof/nvmeof/test/lab/labtarget"
+)
+
+// DH-HMAC-CHAP through the connector on the real kernel, with both
+// backends, against SubsystemAuth (allow_any_host=0, HostNQN allowed with
+// labtarget's keys).
+
+func authConnection(host, ctrl string) nvme.Connection {
+	c := labConnection(labtarget.SubsystemAuth)
+	c.Auth = nvme.Auth{HostSecret: nvme.Secret(host), CtrlSecret: nvme.Secret(ctrl)}
+	return c
+}
+
+// restoreTargetKeysAtEnd puts the lab's keys back on the target when the
+// test ends, whatever it changed.
+func restoreTargetKeysAtEnd(t *testing.T) {
+	t.Helper()
+	t.Cleanup(func() {
+		if err := labtarget.SetHostAuth(labtarget.HostNQN, labtarget.LabHostAuth()); err != nil {
+			t.Errorf("restore the target's keys: %v", err)
+		}
+	})
+}
+
+func TestAuthConnectorRightKeys(t *testing.T) {
+	requireAuth(t)
+	forEachBackend(t, func(t *testing.T, backend string) {
+		tests := []struct {
+			name       string
+			host, ctrl string
+		}{
+			{"unidirectional", labtarget.HostKey, ""},
+			{"bidirectional", labtarget.HostKey, labtarget.CtrlKey},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				c, _ := newLabConnectorWith(t, backend)
+				start := time.Now()
+				ctrl := connectForTest(t, c, authConnection(tt.host, tt.ctrl))
+				t.Logf("%s connect with DH-HMAC-CHAP (%s) took %s", backend, tt.name, time.Since(start).Round(time.Millisecond))
+				if got := ctrlSysfs(t, ctrl, "dhchap_secret"); got != tt.host {
+					t.Errorf("sysfs dhchap_secret does not hold the host key")
+				}
+				wantCtrl := tt.ctrl
+				if wantCtrl == "" {
+					wantCtrl = "none"
+				}
+				if got := ctrlSysfs(t, ctrl, "dhchap_ctrl_secret"); got != wantCtrl {
+					t.Errorf("sysfs dhchap_ctrl_secret is not the controller key (or none)")
+				}
+				ns := resolveForTest(t, c, ctrl, nvme.NamespaceSelector{NSID: 1, UUID: labtarget.AuthNS1UUID})
+				if got := readWriteDevice(t, ns.DevicePath, []byte("authenticated I/O"), 17); string(got) != "authenticated I/O" {
+					t.Errorf("read back %q", got)
+				}
+				// A second connect with the same keys adopts it.
+				again := connectForTest(t, c, authConnection(tt.host, tt.ctrl))
+				if again.Name != ctrl.Name {
+					t.Errorf("second connect made %s, want %s adopted", again.Name, ctrl.Name)
+				}
+			})
+		}
+	})
+}
+
+// A wrong key is refused at once, never retried, and leaves nothing.
+func TestAuthConnectorWrongKeys(t *testing.T) {
+	requireAuth(t)
+	forEachBackend(t, func(t *testing.T, backend string) {
+		tests := []struct {
+			name       string
+			host, ctrl string
+		}{
+			{"wrong host key", labtarget.WrongHostKey, ""},
+			{"wrong controller key", labtarget.HostKey, labtarget.WrongCtrlKey},
+			{"no key", "", ""},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				c, _ := newLabConnectorWith(t, backend)
+				ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+				defer cancel()
+				start := time.Now()
+				ctrl, err := c.Connect(ctx, valid(t, authConnection(tt.host, tt.ctrl)))
+				if err == nil {
+					_ = c.Disconnect(context.Background(), ctrl)
+					t.Fatalf("%s connected", tt.name)
+				}
+				t.Logf("%s: %s refused after %s: %v", backend, tt.name, time.Since(start).Round(time.Millisecond), err)
+				if retry.IsRetryableError(err) || !strings.Contains(err.Error(), "after 1 attempt(s)") {
+					t.Errorf("the refusal was retried or is retryable: %v", err)
+				}
+				if !strings.Contains(err.Error(), "authentication") {
+					t.Errorf("the error does not say authentication failed: %v", err)
+				}
+				assertNoKeyIn(t, "the error", err.Error())
+				if got := controllersOf(t, c, labtarget.SubsystemAuth); len(got) != 0 {
+					t.Errorf("controllers after a refusal: %v", got)
+				}
+			})
+		}
+	})
+}
+
+// A controller authenticated with one key is not handed to a connection
+// with another.
+func TestAuthConnectorAdoptsOnlyWithTheSameKey(t *testing.T) {
+	requireAuth(t)
+	forEachBackend(t, func(t *testing.T, backend string) {
+		c, _ := newLabConnectorWith(t, backend)
+		connectForTest(t, c, authConnection(labtarget.HostKey, ""))
+		_, err := c.Connect(t.Context(), valid(t, authConnection(labtarget.RotatedHostKey, "")))
+		if !errors.Is(err, kernel.ErrAuthMismatch) || retry.IsRetryableError(err) {
+			t.Fatalf("connect with another key = %v, want a permanent ErrAuthMismatch", err)
+		}
+		assertNoKeyIn(t, "the error", err.Error())
+		if got := controllersOf(t, c, labtarget.SubsystemAuth); len(got) != 1 {
+			t.Errorf("controllers: %v, want the one", got)
+		}
+	})
+}
+
+// Rotation, the kernel's way: the target takes the new key first, then the
+// host's controller is given it through sysfs and authenticates again; a
+// later outage reconnects with the new key.
+func TestAuthConnectorRotationThroughSysfs(t *testing.T) {
+	requireAuth(t)
+	restoreTargetKeysAtEnd(t)
+	c, _ := newLabConnector(t)
+	conn := authConnection(labtarget.HostKey, "")
+	conn.Config.ReconnectDelay = 1
+	ctrl := connectForTest(t, c, conn)
+	ns := resolveForTest(t, c, ctrl, nvme.NamespaceSelector{NSID: 1})
+
+	rotated := labtarget.LabHostAuth()
+	rotated.Key = labtarget.RotatedHostKey
+	if err := labtarget.SetHostAuth(labtarget.HostNQN, rotated); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	writeSysfs(t, ctrl, "dhchap_secret", labtarget.RotatedHostKey)
+	waitFor(t, "controller live after re-authentication", 30*time.Second, func() bool { return ctrlSysfs(t, ctrl, "state") == kernel.StateLive })
+	t.Logf("re-authenticated with the rotated key in %s", time.Since(start).Round(time.Millisecond))
+	if got := ctrlSysfs(t, ctrl, "dhchap_secret"); got != labtarget.RotatedHostKey {
+		t.Fatal("sysfs does not show the rotated key")
+	}
+
+	// An outage: the reconnect authenticates with the rotated key.
+	up := targetDown(t)
+	waitFor(t, "controller connecting", 10*time.Second, func() bool { return ctrlSysfs(t, ctrl, "state") == kernel.StateConnecting })
+	up()
+	waitFor(t, "controller live with the rotated key", 30*time.Second, func() bool { return ctrlSysfs(t, ctrl, "state") == kernel.StateLive })
+	if got := readWriteDevice(t, ns.DevicePath, []byte("after rotation"), 14); string(got) != "after rotation" {
+		t.Errorf("read back %q", got)
+	}
+	// The old key no longer matches the controller.
+	if _, err := c.Connect(t.Context(), valid(t, conn)); !errors.Is(err, kernel.ErrAuthMismatch) {
+		t.Errorf("connect with the old key after rotation = %v, want ErrAuthMismatch", err)
+	}
+}
+
+func writeSysfs(t *testing.T, ctrl kernel.Controller, attr, value string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join("/sys/class/nvme", ctrl.Name, attr), []byte(value), 0o200); err != nil {
+		t.Fatalf("write %s of %s: %v", attr, ctrl.Name, err) // the error names the file, not the value
+	}
+}
+
+// labKeys are every key of the lab and the base64 bodies inside them.
+func labKeys() []string {
+	var out []string
+	for _, k := range []string{labtarget.HostKey, labtarget.CtrlKey, labtarget.WrongHostKey, labtarget.WrongCtrlKey, labtarget.RotatedHostKey} {
+		out = append(out, k, strings.Split(k, ":")[2])
+	}
+	return out
+}
+
+// assertNoKeyIn fails when text holds a lab key or its base64 body.
+func assertNoKeyIn(t *testing.T, what, text string) {
+	t.Helper()
+	for _, k := range labKeys() {
+		if strings.Contains(text, k) {
+			t.Errorf("%s holds a DH-HMAC-CHAP key (or its base64 body)", what)
+			return
+		}
+	}
+}
+
+// TestAuthConnectTiming sets a DH-HMAC-CHAP connect beside a plain one on
+// the same kernel: the median of the kernel's connect (the write to
+// /dev/nvme-fabrics, which runs the whole authentication) over 10 rounds
+// each, plain to SubsystemTwo, unidirectional and bidirectional to
+// SubsystemAuth (hmac(sha256), ffdhe2048). Nothing is asserted: the
+// figures go to docs/PERFORMANCE.md.
+func TestAuthConnectTiming(t *testing.T) {
+	requireAuth(t)
+	const rounds = 10
+	c, logs := newLabConnector(t)
+	cases := []struct {
+		name string
+		conn nvme.Connection
+	}{
+		{"plain", labConnection(labtarget.SubsystemTwo)},
+		{"dhchap-unidirectional", authConnection(labtarget.HostKey, "")},
+		{"dhchap-bidirectional", authConnection(labtarget.HostKey, labtarget.CtrlKey)},
+	}
+	results := map[string][]time.Duration{}
+	totals := map[string][]time.Duration{}
+	for range rounds {
+		for _, tc := range cases {
+			logs.take()
+			start := time.Now()
+			ctrl, err := c.Connect(t.Context(), valid(t, tc.conn))
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			total := time.Since(start)
+			write, ok := kernelWriteTime(logs.take())
+			if !ok {
+				t.Fatalf("%s: no kernel write time logged", tc.name)
+			}
+			if err := c.Disconnect(t.Context(), ctrl); err != nil {
+				t.Fatal(err)
+			}
+			results[tc.name] = append(results[tc.name], write)
+			totals[tc.name] = append(totals[tc.name], total)
+		}
+	}
+	for _, tc := range cases {
+		t.Logf("LAB-TIMING auth-connect kernel=%s case=%s rounds=%d median_kernel_write=%s median_connect=%s",
+			labCapabilities(t).Release, tc.name, rounds, median(results[tc.name]), median(totals[tc.name]))
+	}
+}
