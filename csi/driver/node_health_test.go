@@ -12,14 +12,13 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/nvmeof/nvmeof/csi/driver"
-	"github.com/nvmeof/nvmeof/csi/internal/fakeconnector"
 	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // healthPaths records the mount paths the driver asks the connector to
 // probe, per namespace device.
 type healthPaths struct {
-	*fakeconnector.Connector
+	kernel.Connector
 	mu    sync.Mutex
 	paths map[string][]string
 }
@@ -86,7 +85,7 @@ func TestVolumeHealthNeverProbesBlock(t *testing.T) {
 // quiesceOrder records the connector's health quiesces around the
 // mounter's unmounts.
 type quiesceOrder struct {
-	*fakeconnector.Connector
+	kernel.Connector
 	mu     sync.Mutex
 	events []string
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,99 +41,122 @@ func restoreTargetKeysAtEnd(t *testing.T) {
 
 func TestAuthConnectorRightKeys(t *testing.T) {
 	requireAuth(t)
-	forEachBackend(t, func(t *testing.T, backend string) {
-		tests := []struct {
-			name       string
-			host, ctrl string
-		}{
-			{"unidirectional", labtarget.HostKey, ""},
-			{"bidirectional", labtarget.HostKey, labtarget.CtrlKey},
+	const backend = kernel.BackendFabrics // nvme-cli refuses keys: TestAuthNVMeCLIConnector
+	tests := []struct {
+		name       string
+		host, ctrl string
+	}{
+		{"unidirectional", labtarget.HostKey, ""},
+		{"bidirectional", labtarget.HostKey, labtarget.CtrlKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := newLabConnectorWith(t, backend)
+			start := time.Now()
+			ctrl := connectForTest(t, c, authConnection(tt.host, tt.ctrl))
+			t.Logf("%s connect with DH-HMAC-CHAP (%s) took %s", backend, tt.name, time.Since(start).Round(time.Millisecond))
+			if got := ctrlSysfs(t, ctrl, "dhchap_secret"); got != tt.host {
+				t.Errorf("sysfs dhchap_secret does not hold the host key")
+			}
+			wantCtrl := tt.ctrl
+			if wantCtrl == "" {
+				wantCtrl = "none"
+			}
+			if got := ctrlSysfs(t, ctrl, "dhchap_ctrl_secret"); got != wantCtrl {
+				t.Errorf("sysfs dhchap_ctrl_secret is not the controller key (or none)")
+			}
+			ns := resolveForTest(t, c, ctrl, nvme.NamespaceSelector{NSID: 1, UUID: labtarget.AuthNS1UUID})
+			if got := readWriteDevice(t, ns.DevicePath, []byte("authenticated I/O"), 17); string(got) != "authenticated I/O" {
+				t.Errorf("read back %q", got)
+			}
+			// A second connect with the same keys adopts it.
+			again := connectForTest(t, c, authConnection(tt.host, tt.ctrl))
+			if again.Name != ctrl.Name {
+				t.Errorf("second connect made %s, want %s adopted", again.Name, ctrl.Name)
+			}
+		})
+	}
+}
+
+// nvme-cli takes keys only in its argument vector, readable by every
+// local user in /proc: the nvme-cli connector refuses them before it runs
+// anything, and a connect without them to a subsystem that requires
+// authentication is refused by the target (ENOKEY, which 2.13 calls "pre-
+// shared TLS key is missing").
+func TestAuthNVMeCLIConnector(t *testing.T) {
+	requireAuth(t)
+	c, _ := newLabConnectorWith(t, kernel.BackendNVMeCLI)
+	for _, keys := range [][2]string{{labtarget.HostKey, ""}, {labtarget.HostKey, labtarget.CtrlKey}} {
+		_, err := c.Connect(t.Context(), valid(t, authConnection(keys[0], keys[1])))
+		if !errors.Is(err, nvme.ErrInvalid) || !strings.Contains(err.Error(), "fabrics connector") {
+			t.Errorf("nvme-cli connect with keys = %v, want ErrInvalid pointing at the fabrics connector", err)
 		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				c, _ := newLabConnectorWith(t, backend)
-				start := time.Now()
-				ctrl := connectForTest(t, c, authConnection(tt.host, tt.ctrl))
-				t.Logf("%s connect with DH-HMAC-CHAP (%s) took %s", backend, tt.name, time.Since(start).Round(time.Millisecond))
-				if got := ctrlSysfs(t, ctrl, "dhchap_secret"); got != tt.host {
-					t.Errorf("sysfs dhchap_secret does not hold the host key")
-				}
-				wantCtrl := tt.ctrl
-				if wantCtrl == "" {
-					wantCtrl = "none"
-				}
-				if got := ctrlSysfs(t, ctrl, "dhchap_ctrl_secret"); got != wantCtrl {
-					t.Errorf("sysfs dhchap_ctrl_secret is not the controller key (or none)")
-				}
-				ns := resolveForTest(t, c, ctrl, nvme.NamespaceSelector{NSID: 1, UUID: labtarget.AuthNS1UUID})
-				if got := readWriteDevice(t, ns.DevicePath, []byte("authenticated I/O"), 17); string(got) != "authenticated I/O" {
-					t.Errorf("read back %q", got)
-				}
-				// A second connect with the same keys adopts it.
-				again := connectForTest(t, c, authConnection(tt.host, tt.ctrl))
-				if again.Name != ctrl.Name {
-					t.Errorf("second connect made %s, want %s adopted", again.Name, ctrl.Name)
-				}
-			})
+		if err != nil {
+			assertNoKeyIn(t, "the error", err.Error())
 		}
-	})
+	}
+	_, err := c.Connect(t.Context(), valid(t, authConnection("", "")))
+	if !errors.Is(err, syscall.ENOKEY) || retry.IsRetryableError(err) {
+		t.Errorf("nvme-cli connect without keys = %v, want a permanent ENOKEY", err)
+	}
+	if got := controllersOf(t, c, labtarget.SubsystemAuth); len(got) != 0 {
+		t.Errorf("controllers: %v", got)
+	}
 }
 
 // A wrong key is refused at once, never retried, and leaves nothing.
 func TestAuthConnectorWrongKeys(t *testing.T) {
 	requireAuth(t)
-	forEachBackend(t, func(t *testing.T, backend string) {
-		tests := []struct {
-			name       string
-			host, ctrl string
-		}{
-			{"wrong host key", labtarget.WrongHostKey, ""},
-			{"wrong controller key", labtarget.HostKey, labtarget.WrongCtrlKey},
-			{"no key", "", ""},
-		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				c, _ := newLabConnectorWith(t, backend)
-				ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-				defer cancel()
-				start := time.Now()
-				ctrl, err := c.Connect(ctx, valid(t, authConnection(tt.host, tt.ctrl)))
-				if err == nil {
-					_ = c.Disconnect(context.Background(), ctrl)
-					t.Fatalf("%s connected", tt.name)
-				}
-				t.Logf("%s: %s refused after %s: %v", backend, tt.name, time.Since(start).Round(time.Millisecond), err)
-				if retry.IsRetryableError(err) || !strings.Contains(err.Error(), "after 1 attempt(s)") {
-					t.Errorf("the refusal was retried or is retryable: %v", err)
-				}
-				if !strings.Contains(err.Error(), "authentication") {
-					t.Errorf("the error does not say authentication failed: %v", err)
-				}
-				assertNoKeyIn(t, "the error", err.Error())
-				if got := controllersOf(t, c, labtarget.SubsystemAuth); len(got) != 0 {
-					t.Errorf("controllers after a refusal: %v", got)
-				}
-			})
-		}
-	})
+	const backend = kernel.BackendFabrics // nvme-cli refuses keys: TestAuthNVMeCLIConnector
+	tests := []struct {
+		name       string
+		host, ctrl string
+	}{
+		{"wrong host key", labtarget.WrongHostKey, ""},
+		{"wrong controller key", labtarget.HostKey, labtarget.WrongCtrlKey},
+		{"no key", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := newLabConnectorWith(t, backend)
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			start := time.Now()
+			ctrl, err := c.Connect(ctx, valid(t, authConnection(tt.host, tt.ctrl)))
+			if err == nil {
+				_ = c.Disconnect(context.Background(), ctrl)
+				t.Fatalf("%s connected", tt.name)
+			}
+			t.Logf("%s: %s refused after %s: %v", backend, tt.name, time.Since(start).Round(time.Millisecond), err)
+			if retry.IsRetryableError(err) || !strings.Contains(err.Error(), "after 1 attempt(s)") {
+				t.Errorf("the refusal was retried or is retryable: %v", err)
+			}
+			if !strings.Contains(err.Error(), "authentication") {
+				t.Errorf("the error does not say authentication failed: %v", err)
+			}
+			assertNoKeyIn(t, "the error", err.Error())
+			if got := controllersOf(t, c, labtarget.SubsystemAuth); len(got) != 0 {
+				t.Errorf("controllers after a refusal: %v", got)
+			}
+		})
+	}
 }
 
 // A controller authenticated with one key is not handed to a connection
 // with another.
 func TestAuthConnectorAdoptsOnlyWithTheSameKey(t *testing.T) {
 	requireAuth(t)
-	forEachBackend(t, func(t *testing.T, backend string) {
-		c, _ := newLabConnectorWith(t, backend)
-		connectForTest(t, c, authConnection(labtarget.HostKey, ""))
-		_, err := c.Connect(t.Context(), valid(t, authConnection(labtarget.RotatedHostKey, "")))
-		if !errors.Is(err, kernel.ErrAuthMismatch) || retry.IsRetryableError(err) {
-			t.Fatalf("connect with another key = %v, want a permanent ErrAuthMismatch", err)
-		}
-		assertNoKeyIn(t, "the error", err.Error())
-		if got := controllersOf(t, c, labtarget.SubsystemAuth); len(got) != 1 {
-			t.Errorf("controllers: %v, want the one", got)
-		}
-	})
+	const backend = kernel.BackendFabrics // nvme-cli refuses keys: TestAuthNVMeCLIConnector
+	c, _ := newLabConnectorWith(t, backend)
+	connectForTest(t, c, authConnection(labtarget.HostKey, ""))
+	_, err := c.Connect(t.Context(), valid(t, authConnection(labtarget.RotatedHostKey, "")))
+	if !errors.Is(err, kernel.ErrAuthMismatch) || retry.IsRetryableError(err) {
+		t.Fatalf("connect with another key = %v, want a permanent ErrAuthMismatch", err)
+	}
+	assertNoKeyIn(t, "the error", err.Error())
+	if got := controllersOf(t, c, labtarget.SubsystemAuth); len(got) != 1 {
+		t.Errorf("controllers: %v, want the one", got)
+	}
 }
 
 // Rotation, the kernel's way: the target takes the new key first, then the

@@ -59,7 +59,8 @@ func freeLoopbackAddr(t *testing.T) string {
 }
 
 // The right keys stage, serve I/O and unstage, unidirectional and
-// bidirectional, with both connectors.
+// bidirectional. The nvme-cli connector refuses keys (they would be in its
+// world-readable argument vector): InvalidArgument before anything runs.
 func TestCSIAuthStagesWithTheRightKeys(t *testing.T) {
 	requireAuth(t)
 	forEachBackend(t, func(t *testing.T, backend string) {
@@ -78,6 +79,15 @@ func TestCSIAuthStagesWithTheRightKeys(t *testing.T) {
 				p := startPluginWith(t, socket, state, pluginOptions{connector: backend})
 				v := authVolume(t, "lab-auth-"+tt.name, 1, mountCapability("ext4"), tt.secrets)
 				p.unstageAtEnd(t, v)
+				if backend == kernel.BackendNVMeCLI {
+					_, err := p.node.NodeStageVolume(rpcContext(t), v.stageRequest())
+					wantCSICode(t, err, codes.InvalidArgument, "use the fabrics connector")
+					assertNoKeyIn(t, "the error", err.Error())
+					if ctrls := usableControllers(t, nqn); len(ctrls) != 0 || p.childNamed("nvme") != 0 {
+						t.Errorf("controllers after the refusal: %+v", ctrls)
+					}
+					return
+				}
 				p.stage(t, v)
 				p.stage(t, v)
 				ctrls := usableControllers(t, nqn)
@@ -106,36 +116,35 @@ func TestCSIAuthStagesWithTheRightKeys(t *testing.T) {
 // and leaves no controller.
 func TestCSIAuthWrongKeysRefused(t *testing.T) {
 	requireAuth(t)
-	forEachBackend(t, func(t *testing.T, backend string) {
-		nqn := labtarget.SubsystemAuth
-		disconnectAtEnd(t, nqn)
-		socket, state := pluginDirs(t)
-		p := startPluginWith(t, socket, state, pluginOptions{connector: backend})
-		for _, tt := range []struct {
-			name    string
-			secrets map[string]string
-		}{
-			{"wrong host key", authSecrets(labtarget.WrongHostKey, "")},
-			{"wrong controller key", authSecrets(labtarget.HostKey, labtarget.WrongCtrlKey)},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				v := authVolume(t, "lab-auth-wrong", 1, blockCapability(), tt.secrets)
-				p.unstageAtEnd(t, v)
-				start := time.Now()
-				_, err := p.node.NodeStageVolume(rpcContext(t), v.stageRequest())
-				t.Logf("%s: refused after %s: %v", backend, time.Since(start).Round(time.Millisecond), err)
-				wantCSICode(t, err, codes.FailedPrecondition, "DH-HMAC-CHAP authentication failed")
-				if !strings.Contains(err.Error(), "after 1 attempt(s)") {
-					t.Errorf("the refusal was retried: %v", err)
-				}
-				assertNoKeyIn(t, "the error", err.Error())
-				if ctrls := usableControllers(t, nqn); len(ctrls) != 0 {
-					t.Errorf("controllers after a refused stage: %+v", ctrls)
-				}
-			})
-		}
-		assertNoKeyIn(t, "the plugin's log", p.log.String())
-	})
+	const backend = kernel.BackendFabrics // nvme-cli refuses keys: TestCSIAuthStagesWithTheRightKeys
+	nqn := labtarget.SubsystemAuth
+	disconnectAtEnd(t, nqn)
+	socket, state := pluginDirs(t)
+	p := startPluginWith(t, socket, state, pluginOptions{connector: backend})
+	for _, tt := range []struct {
+		name    string
+		secrets map[string]string
+	}{
+		{"wrong host key", authSecrets(labtarget.WrongHostKey, "")},
+		{"wrong controller key", authSecrets(labtarget.HostKey, labtarget.WrongCtrlKey)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := authVolume(t, "lab-auth-wrong", 1, blockCapability(), tt.secrets)
+			p.unstageAtEnd(t, v)
+			start := time.Now()
+			_, err := p.node.NodeStageVolume(rpcContext(t), v.stageRequest())
+			t.Logf("%s: refused after %s: %v", backend, time.Since(start).Round(time.Millisecond), err)
+			wantCSICode(t, err, codes.FailedPrecondition, "DH-HMAC-CHAP authentication failed")
+			if !strings.Contains(err.Error(), "after 1 attempt(s)") {
+				t.Errorf("the refusal was retried: %v", err)
+			}
+			assertNoKeyIn(t, "the error", err.Error())
+			if ctrls := usableControllers(t, nqn); len(ctrls) != 0 {
+				t.Errorf("controllers after a refused stage: %+v", ctrls)
+			}
+		})
+	}
+	assertNoKeyIn(t, "the plugin's log", p.log.String())
 }
 
 // Volumes of one subsystem share one controller and so one set of keys:

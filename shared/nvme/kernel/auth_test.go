@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel/kerneltest"
 	"github.com/nvmeof/nvmeof/shared/retry"
 )
 
@@ -17,6 +18,17 @@ const (
 	keyB = "DHHC-1:01:94H2VsgjQfwpgVLXFWuD3yirzo1w69VaAuXVLKo3++PiZw5+:"
 	keyC = "DHHC-1:01:yKarObeCHmelkhRBdv47dtDJmc6zTXNeh63xGaY1vxyAZHIO:"
 )
+
+// withAuthAttrs gives controller name of h the dhchap attributes a kernel
+// with authentication shows (kerneltest simulates 6.1, which has none).
+func withAuthAttrs(t *testing.T, h *kerneltest.Host, name string, attrs map[string]string) {
+	t.Helper()
+	for k, v := range attrs {
+		if err := os.WriteFile(filepath.Join(h.SysfsRoot(), "class/nvme", name, k), []byte(v+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
 
 // TestConnectAdoptsOnlyWithTheSameKeys: the kernel's duplicate rule
 // ignores DH-HMAC-CHAP keys, so the connector compares them with what the
@@ -51,29 +63,29 @@ func TestConnectAdoptsOnlyWithTheSameKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fx := newSysfsFixture(t)
-			fx.addSubsystem(9, nqnOne)
-			fx.addController(fixtureCtrl{Instance: 4, Subsys: 9, NQN: nqnOne})
+			h := kerneltest.New(t)
+			h.AddTarget("127.0.0.1", "4420", nqnOne, nsOne)
+			existing := adminConnect(t, h, adminOptions(nqnOne))
 			if tt.shows != nil {
-				fx.writeAttrs(fx.ctrlDevDir(4), tt.shows)
+				withAuthAttrs(t, h, existing, tt.shows)
 			}
-			fake := newFakeFabrics(fx)
-			k := newTestConnector(t, fx, fake)
+			k := newTestConnector(t, h)
 			conn := connectionTo(nqnOne)
 			conn.Auth = tt.auth
+			writes := len(h.Writes())
 
 			ctrl, err := k.Connect(t.Context(), valid(t, conn))
-			if fake.writeCount() != 0 {
-				t.Fatalf("%d writes to /dev/nvme-fabrics: a controller exists, nothing may be created", fake.writeCount())
+			if len(h.Writes()) != writes {
+				t.Fatalf("writes to /dev/nvme-fabrics %q: a controller exists, nothing may be created", h.Writes())
 			}
 			if !tt.wantErr {
-				if err != nil || ctrl.Name != "nvme4" {
-					t.Fatalf("Connect = %s, %v; want nvme4 adopted", ctrl.Name, err)
+				if err != nil || ctrl.Name != existing {
+					t.Fatalf("Connect = %s, %v; want %s adopted", ctrl.Name, err, existing)
 				}
 				return
 			}
-			if !errors.Is(err, ErrAuthMismatch) || !strings.Contains(err.Error(), tt.wantSays) || !strings.Contains(err.Error(), "nvme4") {
-				t.Fatalf("Connect = %v, want ErrAuthMismatch naming nvme4 and saying %q", err, tt.wantSays)
+			if !errors.Is(err, ErrAuthMismatch) || !strings.Contains(err.Error(), tt.wantSays) || !strings.Contains(err.Error(), existing) {
+				t.Fatalf("Connect = %v, want ErrAuthMismatch naming %s and saying %q", err, existing, tt.wantSays)
 			}
 			if retry.IsRetryableError(err) || !strings.Contains(err.Error(), "after 1 attempt(s)") {
 				t.Errorf("a key mismatch was retried or is retryable: %v", err)
@@ -90,15 +102,15 @@ func TestConnectAdoptsOnlyWithTheSameKeys(t *testing.T) {
 // TestConnectAuthUnreadable: when the keys cannot be read, the controller
 // is not adopted on faith.
 func TestConnectAuthUnreadable(t *testing.T) {
-	fx := newSysfsFixture(t)
-	fx.addSubsystem(9, nqnOne)
-	fx.addController(fixtureCtrl{Instance: 4, Subsys: 9, NQN: nqnOne})
+	h := kerneltest.New(t)
+	h.AddTarget("127.0.0.1", "4420", nqnOne, nsOne)
+	existing := adminConnect(t, h, adminOptions(nqnOne))
+	withAuthAttrs(t, h, existing, map[string]string{"dhchap_ctrl_secret": "none"})
 	// A directory where the attribute should be: reading it fails (EISDIR).
-	fx.mkdir(filepath.Join(fx.ctrlDevDir(4), "dhchap_secret"))
-	if err := os.WriteFile(filepath.Join(fx.ctrlDevDir(4), "dhchap_ctrl_secret"), []byte("none\n"), 0o600); err != nil {
+	if err := os.Mkdir(filepath.Join(h.SysfsRoot(), "class/nvme", existing, "dhchap_secret"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	k := newTestConnector(t, fx, newFakeFabrics(fx))
+	k := newTestConnector(t, h)
 	conn := connectionTo(nqnOne)
 	conn.Auth = nvme.Auth{HostSecret: keyA}
 	_, err := k.Connect(t.Context(), valid(t, conn))

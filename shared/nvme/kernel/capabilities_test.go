@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel/kerneltest"
 )
 
 // Excerpts of Debian's kernel configs.
@@ -116,30 +118,30 @@ func TestDetectCapabilitiesFromConfig(t *testing.T) {
 func TestDetectCapabilitiesFromSysfs(t *testing.T) {
 	tests := []struct {
 		name   string
-		setup  func(fx *sysfsFixture)
+		setup  func(t *testing.T, h *kerneltest.Host)
 		want   Support
 		source string
 	}{
-		{name: "controller with dhchap_secret", want: Supported, source: "controller nvme4", setup: func(fx *sysfsFixture) {
-			fx.addSubsystem(9, nqnOne)
-			fx.addController(fixtureCtrl{Instance: 4, Subsys: 9, NQN: nqnOne})
-			fx.writeAttrs(fx.ctrlDevDir(4), map[string]string{"dhchap_secret": "none"})
+		{name: "controller with dhchap_secret", want: Supported, source: "controller nvme0", setup: func(t *testing.T, h *kerneltest.Host) {
+			withAuthAttrs(t, h, adminConnect(t, h, adminOptions(nqnOne)), map[string]string{"dhchap_secret": "none"})
 		}},
-		{name: "controller without", want: Missing, source: "no dhchap_secret", setup: func(fx *sysfsFixture) {
-			fx.addSubsystem(9, nqnOne)
-			fx.addController(fixtureCtrl{Instance: 4, Subsys: 9, NQN: nqnOne})
+		{name: "controller without", want: Missing, source: "no dhchap_secret", setup: func(t *testing.T, h *kerneltest.Host) {
+			adminConnect(t, h, adminOptions(nqnOne))
 		}},
-		{name: "nvme_core holds nvme_auth", want: Supported, source: "nvme_auth", setup: func(fx *sysfsFixture) {
-			fx.mkdir(filepath.Join(fx.root, "module/nvme_auth/holders/nvme_core"))
+		{name: "nvme_core holds nvme_auth", want: Supported, source: "nvme_auth", setup: func(t *testing.T, h *kerneltest.Host) {
+			if err := os.MkdirAll(filepath.Join(h.SysfsRoot(), "module/nvme_auth/holders/nvme_core"), 0o755); err != nil {
+				t.Fatal(err)
+			}
 		}},
-		{name: "nothing to go by", want: Unknown, source: "no kernel config", setup: func(*sysfsFixture) {}},
+		{name: "nothing to go by", want: Unknown, source: "no kernel config", setup: func(*testing.T, *kerneltest.Host) {}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fx := newSysfsFixture(t)
-			tt.setup(fx)
+			h := kerneltest.New(t)
+			h.AddTarget("127.0.0.1", "4420", nqnOne, nsOne)
+			tt.setup(t, h)
 			caps := DetectCapabilities(t.Context(), CapabilityConfig{
-				SysfsRoot: fx.root, Release: "6.x-test", ConfigFiles: []string{filepath.Join(fx.root, "no-config")},
+				SysfsRoot: h.SysfsRoot(), Release: "6.x-test", ConfigFiles: []string{filepath.Join(t.TempDir(), "no-config")},
 				ModuleParams: params("", errors.New("modinfo: not found")),
 			})
 			if caps.HostAuth.Support != tt.want || !strings.Contains(caps.HostAuth.Source, tt.source) {
