@@ -32,7 +32,7 @@ func requireAuth(t *testing.T) kernel.Capabilities {
 	t.Helper()
 	caps := labCapabilities(t)
 	if caps.HostAuth.Support != kernel.Supported {
-		t.Skipf("kernel %s lacks host DH-HMAC-CHAP: %s", caps.Release, caps.HostAuth)
+		t.Skipf("kernel %s lacks host DH-HMAC-CHAP: %s is not set (%s)", caps.Release, caps.HostAuth.Option, caps.HostAuth.Source)
 	}
 	ok, err := labtarget.TargetAuth()
 	if err != nil {

@@ -16,9 +16,9 @@ import (
 // bookworm ships 2.3 (with 6.1), trixie 2.13 (with 6.12).
 
 // rawNVMeConnect runs `nvme connect` to SubsystemTwo with extra
-// arguments and returns its output and the sysfs attributes of the
-// controller it made, which it then disconnects.
-func rawNVMeConnect(t *testing.T, extra ...string) (string, error, map[string]string) {
+// arguments and returns its output, the sysfs attributes of the controller
+// it made (which it then disconnects) and how it exited.
+func rawNVMeConnect(t *testing.T, extra ...string) (string, map[string]string, error) {
 	t.Helper()
 	args := append([]string{"connect", "-t", "tcp", "-a", labtarget.TrAddr, "-s", labtarget.TrSvcID,
 		"-n", labtarget.SubsystemTwo, "-q", labtarget.HostNQN, "-I", labtarget.HostID}, extra...)
@@ -34,7 +34,7 @@ func rawNVMeConnect(t *testing.T, extra ...string) (string, error, map[string]st
 			t.Fatal(err)
 		}
 	}
-	return string(out), err, attrs
+	return string(out), attrs, err
 }
 
 func TestNVMeCLIBehaviour(t *testing.T) {
@@ -43,7 +43,7 @@ func TestNVMeCLIBehaviour(t *testing.T) {
 	t.Logf("%s on kernel %s", version, labCapabilities(t).Release)
 
 	t.Run("fast_io_fail_tmo", func(t *testing.T) {
-		out, err, attrs := rawNVMeConnect(t, "-F", "4")
+		out, attrs, err := rawNVMeConnect(t, "-F", "4")
 		if old {
 			// 2.3 has no -F: the whole command fails.
 			if err == nil || !strings.Contains(out, "unrecognized option") {
@@ -55,20 +55,20 @@ func TestNVMeCLIBehaviour(t *testing.T) {
 			t.Errorf("-F 4: %v %q, sysfs %v", err, out, attrs)
 		}
 		// -F 0 is left out: the kernel's default (off) applies.
-		if _, err, attrs := rawNVMeConnect(t, "-F", "0"); err != nil || attrs["fast_io_fail_tmo"] != "off" {
+		if _, attrs, err := rawNVMeConnect(t, "-F", "0"); err != nil || attrs["fast_io_fail_tmo"] != "off" {
 			t.Errorf("-F 0: %v, sysfs %v; want fast_io_fail_tmo off (dropped)", err, attrs)
 		}
 	})
 	t.Run("keep_alive_tmo 0 is dropped", func(t *testing.T) {
-		if _, err, attrs := rawNVMeConnect(t, "-k", "0"); err != nil || attrs["kato"] != "5" {
+		if _, attrs, err := rawNVMeConnect(t, "-k", "0"); err != nil || attrs["kato"] != "5" {
 			t.Errorf("-k 0: %v, sysfs %v; want kato 5 (the kernel's default: nvme-cli left it out)", err, attrs)
 		}
 	})
 	t.Run("ctrl_loss_tmo 0 and -1 reach the kernel", func(t *testing.T) {
-		if _, err, attrs := rawNVMeConnect(t, "-l", "0"); err != nil || attrs["ctrl_loss_tmo"] != "0" {
+		if _, attrs, err := rawNVMeConnect(t, "-l", "0"); err != nil || attrs["ctrl_loss_tmo"] != "0" {
 			t.Errorf("-l 0: %v, sysfs %v; want 0", err, attrs)
 		}
-		if _, err, attrs := rawNVMeConnect(t, "-l", "-1"); err != nil || attrs["ctrl_loss_tmo"] != "off" {
+		if _, attrs, err := rawNVMeConnect(t, "-l", "-1"); err != nil || attrs["ctrl_loss_tmo"] != "off" {
 			t.Errorf("-l -1: %v, sysfs %v; want off", err, attrs)
 		}
 	})

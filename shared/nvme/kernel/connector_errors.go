@@ -80,6 +80,13 @@ func newConnectError(c nvme.Connection, err error) *connectError {
 		e.hint = fmt.Sprintf("the target refused host %q (not in the subsystem's allowed hosts?), "+
 			"or the kernel refused the options (host NQN known here with another host ID than %q? an option this kernel lacks?)",
 			c.Host.NQN, c.Host.ID)
+	case errors.Is(err, syscall.EIO) && c.Auth.HostSecret != "":
+		// Measured on 6.12: a wrong dhchap_secret sometimes ends not in
+		// EKEYREJECTED but in EIO, after the kernel's 60 s admin timeout,
+		// when the target drops the connection before the host reads its
+		// answer.
+		e.hint = fmt.Sprintf("the target refused host %q, or ended the connection during DH-HMAC-CHAP authentication "+
+			"(a dhchap_secret it does not hold for the host), or it has no such subsystem; the kernel log names the step", c.Host.NQN)
 	case errors.Is(err, syscall.EIO):
 		// Linux 6.1 turns the target's "Connect Invalid nvme.Host" status into
 		// EIO; the kernel log names the status.
