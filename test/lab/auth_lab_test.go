@@ -186,10 +186,25 @@ func TestAuthConnectorRotationThroughSysfs(t *testing.T) {
 		t.Fatal("sysfs does not show the rotated key")
 	}
 
-	// An outage: the reconnect authenticates with the rotated key.
+	// An outage: the reconnect authenticates with the rotated key. A read
+	// pending over it makes the host notice at once, as I/O would.
 	up := targetDown(t)
-	waitFor(t, "controller connecting", 10*time.Second, func() bool { return ctrlSysfs(t, ctrl, "state") == kernel.StateConnecting })
+	down := time.Now()
+	pending := make(chan []byte, 1)
+	go func() { pending <- readDirect(ns.DevicePath, 4096) }()
+	var states []string
+	waitFor(t, "controller connecting", time.Minute, func() bool {
+		st := ctrlSysfs(t, ctrl, "state")
+		if len(states) == 0 || states[len(states)-1] != st {
+			states = append(states, st)
+		}
+		return st == kernel.StateConnecting
+	})
+	t.Logf("states after the target went down: %v (connecting after %s)", states, time.Since(down).Round(time.Millisecond))
 	up()
+	if got := <-pending; got == nil {
+		t.Error("the read pending over the outage failed")
+	}
 	waitFor(t, "controller live with the rotated key", 30*time.Second, func() bool { return ctrlSysfs(t, ctrl, "state") == kernel.StateLive })
 	if got := readWriteDevice(t, ns.DevicePath, []byte("after rotation"), 14); string(got) != "after rotation" {
 		t.Errorf("read back %q", got)
@@ -284,4 +299,24 @@ func TestAuthConnectTiming(t *testing.T) {
 		t.Logf("LAB-TIMING auth-connect kernel=%s case=%s rounds=%d median_kernel_write=%s median_connect=%s",
 			labCapabilities(t).Release, tc.name, rounds, median(results[tc.name]), median(totals[tc.name]))
 	}
+}
+
+// readDirect reads n bytes at offset 0 of a block device, bypassing the
+// page cache; nil on any error.
+func readDirect(dev string, n int) []byte {
+	f, err := os.OpenFile(dev, os.O_RDONLY|syscall.O_DIRECT, 0)
+	if err != nil {
+		return nil
+	}
+	defer func() { _ = f.Close() }()
+	// O_DIRECT wants an aligned buffer: a page from an anonymous mapping.
+	buf, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		return nil
+	}
+	defer func() { _ = syscall.Munmap(buf) }()
+	if _, err := f.ReadAt(buf, 0); err != nil {
+		return nil
+	}
+	return append([]byte(nil), buf...)
 }
