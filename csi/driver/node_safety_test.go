@@ -571,6 +571,7 @@ func TestFailedMkfsLeavesNoRecord(t *testing.T) {
 		t.Errorf("%d controllers after a failed stage", n)
 	}
 	// A sibling with other settings may stage: the failed one uses nothing.
+	e.exec.FailTool("mkfs.ext4", 0)
 	if err := e.stageAt("other", testNQN, "2", e.path("staging", "other"), mountCap("ext4", rwo), map[string]string{"ctrl_loss_tmo": "60"}); err != nil {
 		t.Fatal(err)
 	}
