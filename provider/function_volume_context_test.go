@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfversion"
 
@@ -62,4 +63,31 @@ func TestAccVolumeContextFunction(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestAccVolumeContextFunction_matchesTheResource: for the same settings,
+// the function and the resource give the same volume context, the
+// resource's defaults written out the same way.
+func TestAccVolumeContextFunction_matchesTheResource(t *testing.T) {
+	config := connectionConfig("", `keep_alive_tmo = 30`, `hdr_digest = true`,
+		`namespaces = { data = { nsid = 1, uuid = "0E3F7C2A-51B4-4D8E-9A6C-2B7D1E4F8A90" } }`) + `
+output "same" {
+  value = provider::nvme::volume_context({
+    traddr         = "` + testAddr + `"
+    nqn            = "` + testNQN + `"
+    nsid           = 1
+    uuid           = "0E3F7C2A-51B4-4D8E-9A6C-2B7D1E4F8A90"
+    keep_alive_tmo = 30
+    hdr_digest     = true
+  }) == nvme_connection.test.volume_contexts["data"]
+}
+`
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6Providers,
+		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.RequireAbove(tfversion.Version1_8_0)},
+		Steps: []resource.TestStep{{
+			Config:            config,
+			ConfigStateChecks: []statecheck.StateCheck{statecheck.ExpectKnownOutputValue("same", knownvalue.Bool(true))},
+		}},
+	})
 }

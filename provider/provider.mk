@@ -42,8 +42,8 @@ test-provider-docs: $(TOOLS)/tfplugindocs ## fail when regenerating the provider
 	@diff -ru $(PROVIDER_CACHE)/docs.before provider/docs || { echo "provider/docs is stale: run 'make provider-docs' and commit the result"; exit 1; }
 
 .PHONY: provider-bench
-provider-bench: ## terraform plan of 500 nvme_connection vs 500 terraform_data (figures for docs/PERFORMANCE.md)
-	provider/bench/plan.sh 500 7
+provider-bench: ## terraform plan of 500 namespaces: nvme_connection vs a no-op provider (figures for docs/PERFORMANCE.md)
+	test/providerbench/plan.sh 500 7
 
 $(TOOLS)/tfplugindocs: GNUmakefile provider/provider.mk
 	@mkdir -p $(TOOLS)
