@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
-# plan.sh: time `terraform plan` of N nvme_connection resources against N
-# terraform_data resources (Terraform's built-in no-op resource), on the
-# same machine in the same run, alternating so drift hits both alike.
-# Prints every run, the medians and the ratio nvme/terraform_data.
+# plan.sh: time `terraform plan` of N namespaces declared with nvme_connection
+# against the same configuration served by a do-nothing provider (noop_thing,
+# ./noop) and against N terraform_data (Terraform's built-in resource), on
+# the same machine in the same run, alternating so drift hits all alike.
 #
-# usage: provider/bench/plan.sh [N [RUNS]]   (defaults 500 and 7)
+# N namespaces come in the two shapes a fleet has:
+#   many: N subsystems with one namespace each (N resources), as targets that
+#         export one subsystem per volume do;
+#   one:  one subsystem with N namespaces (one resource with an N-entry map).
+# The no-op provider gets the same configuration text for each shape.
+#
+# Prints every run, the medians and the ratios nvme/noop per shape.
+#
+# usage: test/providerbench/plan.sh [N [RUNS]]   (defaults 500 and 7)
 # env:   PROVIDER_BIN  a built terraform-provider-nvme (else built here)
+#        PROFILE=1     serve nvme_connection with ./profiled and leave CPU
+#                      profiles of the provider in $WORK/profiles
 #        WORK          scratch directory (default .cache/provider/bench)
 set -euo pipefail
 
@@ -14,14 +24,17 @@ runs=${2:-7}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=${WORK:-$root/.cache/provider/bench}
 rm -rf "$work"
-mkdir -p "$work/plugins" "$work/nvme" "$work/data" "$work/noop"
+mkdir -p "$work/plugins" "$work/profiles"
 
-if [[ -n ${PROVIDER_BIN:-} ]]; then
+if [[ ${PROFILE:-} == 1 ]]; then
+	(cd "$root" && go build -trimpath -o "$work/plugins/terraform-provider-nvme" ./test/providerbench/profiled)
+	export NVME_CPU_PROFILE="$work/profiles"
+elif [[ -n ${PROVIDER_BIN:-} ]]; then
 	cp "$PROVIDER_BIN" "$work/plugins/terraform-provider-nvme"
 else
 	(cd "$root" && go build -trimpath -o "$work/plugins/terraform-provider-nvme" ./provider/cmd/terraform-provider-nvme)
 fi
-(cd "$root" && go build -trimpath -o "$work/plugins/terraform-provider-noop" ./provider/bench/noop)
+(cd "$root" && go build -trimpath -o "$work/plugins/terraform-provider-noop" ./test/providerbench/noop)
 
 cat >"$work/terraformrc" <<CFG
 provider_installation {
@@ -33,12 +46,22 @@ provider_installation {
 }
 CFG
 
-cat >"$work/nvme/main.tf" <<TF
+# config DIR PROVIDER RESOURCE SHAPE: the benchmark's configuration for one
+# provider. Only nvme gets a provider block: its defaults are part of what
+# it plans.
+config() {
+	local dir=$1 provider=$2 type=$3 shape=$4
+	mkdir -p "$dir"
+	{
+		cat <<TF
 terraform {
   required_providers {
-    nvme = { source = "nvmeof/nvme" }
+    $provider = { source = "nvmeof/$provider" }
   }
 }
+TF
+		if [[ $provider == nvme ]]; then
+			cat <<TF
 
 provider "nvme" {
   defaults {
@@ -46,16 +69,36 @@ provider "nvme" {
     reconnect_delay = 10
   }
 }
+TF
+		fi
+		if [[ $shape == many ]]; then
+			cat <<TF
 
-resource "nvme_connection" "bench" {
-  count          = $n
-  traddr         = "192.0.2.10"
-  subsystem_nqn  = "nqn.2014-08.org.example:bench"
-  nsid           = count.index + 1
-  keep_alive_tmo = 30
+resource "$type" "bench" {
+  count         = $n
+  traddr        = "192.0.2.10"
+  subsystem_nqn = "nqn.2014-08.org.example:bench\${count.index}"
+  namespaces    = { "vol\${count.index}" = { nsid = 1 } }
 }
 TF
+		else
+			cat <<TF
 
+resource "$type" "bench" {
+  traddr        = "192.0.2.10"
+  subsystem_nqn = "nqn.2014-08.org.example:bench"
+  namespaces    = { for i in range($n) : "vol\${i}" => { nsid = i + 1 } }
+}
+TF
+		fi
+	} >"$dir/main.tf"
+}
+
+config "$work/nvme-many" nvme nvme_connection many
+config "$work/noop-many" noop noop_thing many
+config "$work/nvme-one" nvme nvme_connection one
+config "$work/noop-one" noop noop_thing one
+mkdir -p "$work/data"
 cat >"$work/data/main.tf" <<TF
 resource "terraform_data" "bench" {
   count = $n
@@ -63,20 +106,6 @@ resource "terraform_data" "bench" {
     traddr = "192.0.2.10"
     nsid   = count.index + 1
   }
-}
-TF
-
-cat >"$work/noop/main.tf" <<TF
-terraform {
-  required_providers {
-    noop = { source = "nvmeof/noop" }
-  }
-}
-
-resource "noop_thing" "bench" {
-  count  = $n
-  traddr = "192.0.2.10"
-  nsid   = count.index + 1
 }
 TF
 
@@ -94,25 +123,32 @@ plan_ms() {
 
 median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 
+configs=(nvme-many noop-many nvme-one noop-one data)
+declare -A times
 # One unmeasured plan each: page cache, plugin start-up paths.
-plan_ms "$work/nvme" >/dev/null
-plan_ms "$work/data" >/dev/null
-plan_ms "$work/noop" >/dev/null
+for c in "${configs[@]}"; do plan_ms "$work/$c" >/dev/null; done
 
-nvme_times=() data_times=() noop_times=()
 for ((i = 1; i <= runs; i++)); do
-	nvme_times+=("$(plan_ms "$work/nvme")")
-	data_times+=("$(plan_ms "$work/data")")
-	noop_times+=("$(plan_ms "$work/noop")")
-	echo "run $i: nvme_connection ${nvme_times[-1]} ms, terraform_data ${data_times[-1]} ms, noop_thing ${noop_times[-1]} ms"
+	line="run $i:"
+	for c in "${configs[@]}"; do
+		ms=$(plan_ms "$work/$c")
+		times[$c]+="$ms "
+		line+=" $c $ms ms,"
+	done
+	echo "${line%,}"
 done
 
-nvme_median=$(printf '%s\n' "${nvme_times[@]}" | median)
-data_median=$(printf '%s\n' "${data_times[@]}" | median)
-noop_median=$(printf '%s\n' "${noop_times[@]}" | median)
-echo "terraform $(terraform version | head -1 | awk '{print $2}'), $n resources, $runs runs"
-echo "median nvme_connection: $nvme_median ms"
-echo "median terraform_data:  $data_median ms"
-echo "median noop_thing:      $noop_median ms"
-awk -v a="$nvme_median" -v b="$data_median" 'BEGIN {printf "ratio: %.2f (goal <= 1.5)\n", a / b}'
-awk -v a="$noop_median" -v b="$data_median" 'BEGIN {printf "floor: %.2f (noop_thing / terraform_data: any plugin resource)\n", a / b}'
+declare -A med
+for c in "${configs[@]}"; do
+	med[$c]=$(printf '%s\n' ${times[$c]} | median)
+done
+echo "terraform $(terraform version | head -1 | awk '{print $2}'), $n namespaces, $runs runs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+for c in "${configs[@]}"; do
+	printf 'median %-10s %6s ms\n' "$c:" "${med[$c]}"
+done
+awk -v a="${med[nvme-many]}" -v b="${med[noop-many]}" 'BEGIN {printf "ratio many: %.2f (nvme / noop, goal <= 1.5)\n", a / b}'
+awk -v a="${med[nvme-one]}" -v b="${med[noop-one]}" 'BEGIN {printf "ratio one:  %.2f (nvme / noop, goal <= 1.5)\n", a / b}'
+awk -v a="${med[noop-many]}" -v b="${med[data]}" 'BEGIN {printf "floor: %.2f (noop many / terraform_data: any plugin resource)\n", a / b}'
+if [[ ${PROFILE:-} == 1 ]]; then
+	echo "CPU profiles: $work/profiles (go tool pprof -top <binary> $work/profiles/cpu-*.pprof)"
+fi
