@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // blockStagingFile is where a block volume's device node is bind-mounted
@@ -27,7 +28,7 @@ func connectionKey(t nvme.Target, h nvme.Host) string {
 }
 
 // controllerKey is connectionKey as read back from a controller.
-func controllerKey(c nvme.Controller) string {
+func controllerKey(c kernel.Controller) string {
 	t := nvme.Target{Transport: c.Transport, TrAddr: c.TrAddr, TrSvcID: c.TrSvcID, NQN: c.Subsystem, HostTrAddr: c.HostTrAddr, HostIface: c.HostIface}
 	return connectionKey(t, nvme.Host{NQN: c.HostNQN, ID: c.HostID})
 }
