@@ -28,6 +28,16 @@ func TestAccVolumeContextFunction(t *testing.T) {
 		want: map[string]string{"transport": "tcp", "traddr": testAddr, "trsvcid": "4420", "nqn": testNQN, "uuid": "0e3f7c2a-51b4-4d8e-9a6c-2b7d1e4f8a90",
 			"ctrl_loss_tmo": "600", "reconnect_delay": "5", "hdr_digest": "true"},
 	}, {
+		name: "a format policy",
+		args: `{ traddr = "` + testAddr + `", nqn = "` + testNQN + `", nsid = 1, format_policy = "if-no-filesystem" }`,
+		want: map[string]string{"transport": "tcp", "traddr": testAddr, "trsvcid": "4420", "nqn": testNQN, "nsid": "1", "ctrl_loss_tmo": "-1", "reconnect_delay": "5",
+			"format_policy": "if-no-filesystem"},
+	}, {
+		name:    "a format policy that does not exist",
+		args:    `{ traddr = "` + testAddr + `", nqn = "` + testNQN + `", nsid = 1, format_policy = "always" }`,
+		wantErr: baseContext(map[string]string{"format_policy": "always"}),
+		errKey:  nvme.KeyFormatPolicy,
+	}, {
 		name:    "out of range",
 		args:    `{ traddr = "` + testAddr + `", nqn = "` + testNQN + `", nsid = 1, queue_size = 8 }`,
 		wantErr: baseContext(map[string]string{"queue_size": "8"}),
@@ -70,7 +80,7 @@ func TestAccVolumeContextFunction(t *testing.T) {
 // resource's defaults written out the same way.
 func TestAccVolumeContextFunction_matchesTheResource(t *testing.T) {
 	config := connectionConfig("", `keep_alive_tmo = 30`, `hdr_digest = true`,
-		`namespaces = { data = { nsid = 1, uuid = "0E3F7C2A-51B4-4D8E-9A6C-2B7D1E4F8A90" } }`) + `
+		`namespaces = { data = { nsid = 1, uuid = "0E3F7C2A-51B4-4D8E-9A6C-2B7D1E4F8A90", format_policy = "never" } }`) + `
 output "same" {
   value = provider::nvme::volume_context({
     traddr         = "` + testAddr + `"
@@ -79,6 +89,7 @@ output "same" {
     uuid           = "0E3F7C2A-51B4-4D8E-9A6C-2B7D1E4F8A90"
     keep_alive_tmo = 30
     hdr_digest     = true
+    format_policy  = "never"
   }) == nvme_connection.test.volume_contexts["data"]
 }
 `

@@ -179,8 +179,8 @@ func describe(v nvme.Volume) string {
 		return fmt.Sprint(*p)
 	}
 	c := v.Config
-	return fmt.Sprintf("target %+v namespace %+v ctrl_loss_tmo=%d reconnect_delay=%d keep_alive_tmo=%s fast_io_fail_tmo=%s nr_io_queues=%s queue_size=%s tos=%s hdr_digest=%t data_digest=%t",
-		v.Target, v.Namespace, c.CtrlLossTmo, c.ReconnectDelay, deref(c.KeepAliveTmo), deref(c.FastIOFailTmo),
+	return fmt.Sprintf("format_policy=%q target %+v namespace %+v ctrl_loss_tmo=%d reconnect_delay=%d keep_alive_tmo=%s fast_io_fail_tmo=%s nr_io_queues=%s queue_size=%s tos=%s hdr_digest=%t data_digest=%t",
+		v.FormatPolicy, v.Target, v.Namespace, c.CtrlLossTmo, c.ReconnectDelay, deref(c.KeepAliveTmo), deref(c.FastIOFailTmo),
 		deref(c.NrIOQueues), deref(c.QueueSize), deref(c.TOS), c.HdrDigest, c.DataDigest)
 }
 

@@ -15,7 +15,7 @@ import (
 func TestAccConnection_import(t *testing.T) {
 	const uuid = "0e3f7c2a-51b4-4d8e-9a6c-2b7d1e4f8a90"
 	tuned := connectionConfig(providerWithHost, `ctrl_loss_tmo = 600`, `keep_alive_tmo = 30`, `hdr_digest = true`,
-		`namespaces = { data = { nsid = 1 }, logs = { nsid = 2, uuid = "`+uuid+`" } }`)
+		`namespaces = { data = { nsid = 1 }, logs = { nsid = 2, uuid = "`+uuid+`", format_policy = "never" } }`)
 	// Each namespace's whole volume context, as a user copies them from
 	// the Nomad volumes: the connection part stays empty.
 	fromVolumeContexts := func(s *terraform.State) (string, error) {
@@ -54,13 +54,13 @@ func TestAccConnection_import(t *testing.T) {
 			{Config: tuned},
 			{
 				ResourceName: testResource, ImportState: true, ImportStateVerify: true,
-				ImportStateIdFunc: withID(",ctrl_loss_tmo=600,keep_alive_tmo=30,hdr_digest=true;data:nsid=1;logs:nsid=2,uuid=" + uuid),
+				ImportStateIdFunc: withID(",ctrl_loss_tmo=600,keep_alive_tmo=30,hdr_digest=true;data:nsid=1;logs:nsid=2,uuid=" + uuid + ",format_policy=never"),
 			},
 			{ResourceName: testResource, ImportState: true, ImportStateVerify: true, ImportStateIdFunc: fromVolumeContexts},
 			{
 				// camelCase aliases are read as the plugin reads them.
 				ResourceName: testResource, ImportState: true, ImportStateVerify: true,
-				ImportStateId: base + ",ctrlLossTmo=600,keepAliveTmo=30,hdrDigest=true;data:nsid=1;logs:nsid=2,uuid=" + strings.ToUpper(uuid),
+				ImportStateId: base + ",ctrlLossTmo=600,keepAliveTmo=30,hdrDigest=true;data:nsid=1;logs:nsid=2,uuid=" + strings.ToUpper(uuid) + ",formatPolicy=never",
 			},
 			importError(base+";data:nsid=0", coreMessage(t, baseContext(map[string]string{"nsid": "0"}), nvme.KeyNSID)),
 			importError(base+",ctrl_los_tmo=5;data:nsid=1", coreMessage(t, baseContext(map[string]string{"ctrl_los_tmo": "5"}), "ctrl_los_tmo")),

@@ -112,8 +112,8 @@ func TestAccConnection_everySettingWithHost(t *testing.T) {
 		`data_digest      = true`,
 		`tos              = 16`,
 		`namespaces = {
-  postgres = { nsid = 1, uuid = "`+uuid+`" }
-  uploads  = { nguid = "`+nguid+`" }
+  postgres = { nsid = 1, uuid = "`+uuid+`", format_policy = "never" }
+  uploads  = { nguid = "`+nguid+`", format_policy = "if-no-filesystem" }
   logs     = { nsid = 3 }
 }`,
 	)
@@ -127,10 +127,10 @@ func TestAccConnection_everySettingWithHost(t *testing.T) {
 	for i, a := range wantArgs {
 		argChecks[i] = knownvalue.StringExact(a)
 	}
-	volume := func(ns nvme.NamespaceSelector) nvme.Volume {
+	volume := func(ns nvme.NamespaceSelector, policy nvme.FormatPolicy) nvme.Volume {
 		return testVolume(func(v *nvme.Volume) {
 			v.Target.TrSvcID, v.Target.HostTrAddr, v.Target.HostIface = "4421", "192.0.2.1", "eth1"
-			v.Namespace = ns
+			v.Namespace, v.FormatPolicy = ns, policy
 			v.Config = nvme.ConnectionConfig{
 				CtrlLossTmo: 600, ReconnectDelay: 10, KeepAliveTmo: intPtr(30), FastIOFailTmo: intPtr(60),
 				NrIOQueues: intPtr(4), QueueSize: intPtr(128), TOS: intPtr(16), HdrDigest: true, DataDigest: true,
@@ -151,14 +151,16 @@ func TestAccConnection_everySettingWithHost(t *testing.T) {
 				})),
 				plancheck.ExpectKnownValue(testResource, at("volume_contexts").AtMapKey("postgres").AtMapKey("uuid"), knownvalue.StringExact(lowerUUID)),
 				plancheck.ExpectKnownValue(testResource, at("volume_contexts").AtMapKey("uploads").AtMapKey("nguid"), knownvalue.StringExact(bareNGUID)),
+				plancheck.ExpectKnownValue(testResource, at("volume_contexts").AtMapKey("postgres").AtMapKey("format_policy"), knownvalue.StringExact("never")),
 			}},
 			ConfigStateChecks: []statecheck.StateCheck{
 				// The attribute keeps what the user wrote; the context is canonical.
 				statecheck.ExpectKnownValue(testResource, at("namespaces").AtMapKey("postgres").AtMapKey("uuid"), knownvalue.StringExact(uuid)),
 				roundTrip(testResource, map[string]nvme.Volume{
-					"postgres": volume(nvme.NamespaceSelector{NSID: 1, UUID: lowerUUID}),
-					"uploads":  volume(nvme.NamespaceSelector{NGUID: bareNGUID}),
-					"logs":     volume(nvme.NamespaceSelector{NSID: 3}),
+					"postgres": volume(nvme.NamespaceSelector{NSID: 1, UUID: lowerUUID}, nvme.FormatNever),
+					"uploads":  volume(nvme.NamespaceSelector{NGUID: bareNGUID}, nvme.FormatIfNoFilesystem),
+					// Unset: the plugin's default, left out of the context.
+					"logs": volume(nvme.NamespaceSelector{NSID: 3}, ""),
 				}),
 			},
 		}},
@@ -246,6 +248,12 @@ func TestAccConnection_updateInPlaceOrReplace(t *testing.T) {
 				v := vols["logs"]
 				v.Namespace.UUID = "0e3f7c2a-51b4-4d8e-9a6c-2b7d1e4f8a90"
 				vols["logs"] = v
+			}},
+		{"format_policy of one namespace", `namespaces = { data = { nsid = 1, format_policy = "never" }, logs = { nsid = 2, uuid = "0e3f7c2a-51b4-4d8e-9a6c-2b7d1e4f8a90" } }`, update,
+			func(vols map[string]nvme.Volume) {
+				v := vols["data"]
+				v.FormatPolicy = nvme.FormatNever
+				vols["data"] = v
 			}},
 		{"namespace removed", `namespaces = { logs = { nsid = 2, uuid = "0e3f7c2a-51b4-4d8e-9a6c-2b7d1e4f8a90" } }`, update,
 			func(vols map[string]nvme.Volume) { delete(vols, "data") }},

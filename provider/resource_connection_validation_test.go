@@ -64,6 +64,8 @@ func invalidCases(t *testing.T) []invalidCase {
 		{"nsid zero", connectionConfig("", ns("nsid = 0")), coreError(t, baseContext(map[string]string{"nsid": "0"}), "nsid"), "nsid", entry},
 		{"nsid too big", connectionConfig("", ns("nsid = 4294967295")), coreError(t, baseContext(map[string]string{"nsid": "4294967295"}), "nsid"), "nsid", entry},
 		{"uuid", connectionConfig("", ns(`nsid = 1, uuid = "not-a-uuid"`)), coreError(t, baseContext(map[string]string{"uuid": "not-a-uuid"}), "uuid"), "uuid", entry},
+		{"format_policy", connectionConfig("", ns(`nsid = 1, format_policy = "always"`)),
+			coreError(t, baseContext(map[string]string{"format_policy": "always"}), "format_policy"), "format_policy", entry},
 		{"nguid", connectionConfig("", ns(`nguid = "abc"`)), coreError(t, baseContext(map[string]string{"nguid": "abc"}), "nguid"), "nguid", entry},
 		{"namespace name", connectionConfig("", `namespaces = { "my data" = { nsid = 1 } }`),
 			looseText(`invalid namespace name "my data": ` + namespaceNameRule), "Invalid namespace name", `namespaces =`},

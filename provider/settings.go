@@ -96,6 +96,7 @@ var namespaceSettings = []setting{
 			"namespace found, so a renumbered target never hands over another volume.", uint32(nvme.MaxNSID))},
 	{key: nvme.KeyUUID, kind: kindString, description: "Namespace UUID, 8-4-4-4-12 hexadecimal digits (rendered in lower case)."},
 	{key: nvme.KeyNGUID, kind: kindString, description: "Namespace NGUID, 32 hexadecimal digits, dashes allowed (rendered in lower case without dashes)."},
+	{key: nvme.KeyFormatPolicy, kind: kindString, description: formatPolicyDescription},
 }
 
 // settingByKey finds a setting of either table by its volume-context key.
