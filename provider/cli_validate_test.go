@@ -153,3 +153,49 @@ func TestCLI_targetAndReplace(t *testing.T) {
 		t.Fatalf("a plan targeting both did not refuse the duplicate:\n%s", errOut)
 	}
 }
+
+// TestCLI_stateOfTheFirstSchema: a state written by the provider before
+// namespaces existed (one namespace per resource, nsid at the top) plans as
+// an in-place update to the configuration that says the same in the new
+// shape; nothing is replaced and nothing fails to decode.
+func TestCLI_stateOfTheFirstSchema(t *testing.T) {
+	c := newCLI(t)
+	c.write("main.tf", versionsTF+connection("pg", `namespaces = { pg = { nsid = 1 } }`))
+	c.write("terraform.tfstate", `{
+  "version": 4,
+  "terraform_version": "1.11.4",
+  "serial": 1,
+  "lineage": "3f1e0c3a-7f7e-4c1c-9a43-0d6b7a1f3c2e",
+  "outputs": {},
+  "resources": [{
+    "mode": "managed",
+    "type": "nvme_connection",
+    "name": "pg",
+    "provider": "provider[\"registry.terraform.io/nvmeof/nvme\"]",
+    "instances": [{
+      "schema_version": 0,
+      "attributes": {
+        "connect_args": null, "ctrl_loss_tmo": -1, "data_digest": false,
+        "external_id": "`+testNQN+`/nsid:1", "fabrics_options": null, "fast_io_fail_tmo": null,
+        "hdr_digest": false, "host_iface": null, "host_traddr": null,
+        "id": "transport=tcp,traddr=`+testAddr+`,trsvcid=4420,nqn=`+testNQN+`,nsid=1",
+        "keep_alive_tmo": null, "namespace_nguid": null, "namespace_uuid": null, "nr_io_queues": null,
+        "nsid": 1, "queue_size": null, "reconnect_delay": 5, "subsystem_nqn": "`+testNQN+`", "tos": null,
+        "traddr": "`+testAddr+`", "transport": "tcp", "trsvcid": "4420",
+        "volume_context": {"ctrl_loss_tmo": "-1", "nqn": "`+testNQN+`", "nsid": "1", "reconnect_delay": "5",
+          "traddr": "`+testAddr+`", "transport": "tcp", "trsvcid": "4420"}
+      },
+      "sensitive_attributes": []
+    }]
+  }]
+}
+`)
+	out := c.must("plan", "-input=false", "-no-color")
+	if !strings.Contains(out, "nvme_connection.pg will be updated in-place") || !strings.Contains(out, "0 to add, 1 to change, 0 to destroy") {
+		t.Fatalf("the first schema's state plans otherwise:\n%s", out)
+	}
+	c.must("apply", "-auto-approve", "-input=false", "-no-color")
+	if out := c.must("plan", "-input=false", "-no-color", "-detailed-exitcode"); !strings.Contains(out, "No changes") {
+		t.Fatalf("after the update:\n%s", out)
+	}
+}

@@ -184,12 +184,6 @@ func (in connectionInput) check(origin map[string]string) (checkedConnection, di
 	return out, diags
 }
 
-// complete tells whether every volume context is known: no setting waits
-// for apply and every namespace parsed.
-func (in connectionInput) complete(c checkedConnection) bool {
-	return c.connection != nil && !in.namespacesUnknown && len(c.volumes) == len(in.namespaces)
-}
-
 // target is the connection's target once every key naming it is known.
 // Called after check found no error, the values are valid.
 func (in connectionInput) target() (nvme.Target, bool) {

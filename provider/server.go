@@ -55,7 +55,8 @@ var connectionType = sync.OnceValue(func() tftypes.Object {
 
 func (s *server) ValidateResourceConfig(ctx context.Context, req *tfprotov6.ValidateResourceConfigRequest) (*tfprotov6.ValidateResourceConfigResponse, error) {
 	if req.TypeName != connectionTypeName {
-		return s.ProviderServer.ValidateResourceConfig(ctx, req)
+		resp, err := s.ProviderServer.ValidateResourceConfig(ctx, req)
+		return resp, framework("ValidateResourceConfig", err)
 	}
 	resp := &tfprotov6.ValidateResourceConfigResponse{}
 	config, err := req.Config.Unmarshal(connectionType())
@@ -69,7 +70,8 @@ func (s *server) ValidateResourceConfig(ctx context.Context, req *tfprotov6.Vali
 
 func (s *server) PlanResourceChange(ctx context.Context, req *tfprotov6.PlanResourceChangeRequest) (*tfprotov6.PlanResourceChangeResponse, error) {
 	if req.TypeName != connectionTypeName {
-		return s.ProviderServer.PlanResourceChange(ctx, req)
+		resp, err := s.ProviderServer.PlanResourceChange(ctx, req)
+		return resp, framework("PlanResourceChange", err)
 	}
 	resp := &tfprotov6.PlanResourceChangeResponse{PlannedState: req.ProposedNewState, PlannedPrivate: req.PriorPrivate}
 	t := connectionType()
@@ -112,9 +114,18 @@ func (s *server) PlanResourceChange(ctx context.Context, req *tfprotov6.PlanReso
 // refresh from, the state is the truth.
 func (s *server) ReadResource(ctx context.Context, req *tfprotov6.ReadResourceRequest) (*tfprotov6.ReadResourceResponse, error) {
 	if req.TypeName != connectionTypeName {
-		return s.ProviderServer.ReadResource(ctx, req)
+		resp, err := s.ProviderServer.ReadResource(ctx, req)
+		return resp, framework("ReadResource", err)
 	}
 	return &tfprotov6.ReadResourceResponse{NewState: req.CurrentState, Private: req.Private, NewIdentity: req.CurrentIdentity}, nil
+}
+
+// framework names the call an error of the framework's server came from.
+func framework(call string, err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", call, err)
+	}
+	return nil
 }
 
 // unreadable is the error for a value terraform sent that does not decode
