@@ -10,7 +10,10 @@
 #   one:  one subsystem with N namespaces (one resource with an N-entry map).
 # The no-op provider gets the same configuration text for each shape.
 #
-# Prints every run, the medians and the ratios nvme/noop per shape.
+# Prints every run, the medians and the ratios nvme/noop per shape, of wall
+# time and of CPU time (user+sys of terraform and the plugins it reaps): on
+# a shared machine the wall time follows the other load, the CPU time much
+# less.
 #
 # usage: test/providerbench/plan.sh [N [RUNS]]   (defaults 500 and 7)
 # env:   PROVIDER_BIN  a built terraform-provider-nvme (else built here)
@@ -111,44 +114,46 @@ TF
 
 export TF_CLI_CONFIG_FILE="$work/terraformrc" CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1
 
-# plan_ms DIR: wall-clock milliseconds of one full plan (no state yet, so
+# plan_ms DIR: "wall cpu" milliseconds of one full plan (no state yet, so
 # every resource is planned for creation).
 plan_ms() {
-	local start end
-	start=$(date +%s%N)
-	terraform -chdir="$1" plan -input=false -lock=false -no-color >/dev/null
-	end=$(date +%s%N)
-	echo $(((end - start) / 1000000))
+	local t
+	t=$( { TIMEFORMAT='%R %U %S'; time terraform -chdir="$1" plan -input=false -lock=false -no-color >/dev/null; } 2>&1 )
+	awk '{printf "%d %d\n", $1 * 1000, ($2 + $3) * 1000}' <<<"$t"
 }
 
 median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 
 configs=(nvme-many noop-many nvme-one noop-one data)
-declare -A times
+declare -A wall cpu
 # One unmeasured plan each: page cache, plugin start-up paths.
 for c in "${configs[@]}"; do plan_ms "$work/$c" >/dev/null; done
 
 for ((i = 1; i <= runs; i++)); do
-	line="run $i:"
+	line="run $i (wall/cpu ms):"
 	for c in "${configs[@]}"; do
-		ms=$(plan_ms "$work/$c")
-		times[$c]+="$ms "
-		line+=" $c $ms ms,"
+		read -r w u < <(plan_ms "$work/$c")
+		wall[$c]+="$w "
+		cpu[$c]+="$u "
+		line+=" $c $w/$u,"
 	done
 	echo "${line%,}"
 done
 
-declare -A med
+declare -A mw mc
 for c in "${configs[@]}"; do
-	med[$c]=$(printf '%s\n' ${times[$c]} | median)
+	mw[$c]=$(printf '%s\n' ${wall[$c]} | median)
+	mc[$c]=$(printf '%s\n' ${cpu[$c]} | median)
 done
 echo "terraform $(terraform version | head -1 | awk '{print $2}'), $n namespaces, $runs runs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-16s %8s %8s\n' median wall_ms cpu_ms
 for c in "${configs[@]}"; do
-	printf 'median %-10s %6s ms\n' "$c:" "${med[$c]}"
+	printf '%-16s %8s %8s\n' "$c" "${mw[$c]}" "${mc[$c]}"
 done
-awk -v a="${med[nvme-many]}" -v b="${med[noop-many]}" 'BEGIN {printf "ratio many: %.2f (nvme / noop, goal <= 1.5)\n", a / b}'
-awk -v a="${med[nvme-one]}" -v b="${med[noop-one]}" 'BEGIN {printf "ratio one:  %.2f (nvme / noop, goal <= 1.5)\n", a / b}'
-awk -v a="${med[noop-many]}" -v b="${med[data]}" 'BEGIN {printf "floor: %.2f (noop many / terraform_data: any plugin resource)\n", a / b}'
+ratio() { awk -v a="$2" -v b="$3" -v c="$4" -v d="$5" -v name="$1" 'BEGIN {printf "%s wall %.2f, cpu %.2f\n", name, a / b, c / d}'; }
+ratio "ratio many (nvme / noop, goal <= 1.5):" "${mw[nvme-many]}" "${mw[noop-many]}" "${mc[nvme-many]}" "${mc[noop-many]}"
+ratio "ratio one  (nvme / noop, goal <= 1.5):" "${mw[nvme-one]}" "${mw[noop-one]}" "${mc[nvme-one]}" "${mc[noop-one]}"
+ratio "floor (noop many / terraform_data):   " "${mw[noop-many]}" "${mw[data]}" "${mc[noop-many]}" "${mc[data]}"
 if [[ ${PROFILE:-} == 1 ]]; then
 	echo "CPU profiles: $work/profiles (go tool pprof -top <binary> $work/profiles/cpu-*.pprof)"
 fi
