@@ -33,9 +33,11 @@ type validateDiagnostic struct {
 // from variables, the provider's defaults, other resources) waits for the
 // plan, which refuses it with the same message.
 func TestValidateCLI(t *testing.T) {
-	c := newCLI(t)
+	t.Parallel()
 	for _, tt := range invalidCases(t) {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := newCLI(t)
 			c.write("main.tf", versionsTF+tt.config)
 			out, _, _ := c.run("validate", "-json", "-no-color")
 			var got validateOutput
@@ -70,7 +72,7 @@ func TestValidateCLI(t *testing.T) {
 // accepted by `terraform validate` and refused by `terraform plan` with the
 // core's message.
 func TestValidateCLI_waitsForThePlan(t *testing.T) {
-	c := newCLI(t)
+	t.Parallel()
 	tests := []struct {
 		name   string
 		config string
@@ -98,6 +100,8 @@ func TestValidateCLI_waitsForThePlan(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := newCLI(t)
 			c.write("main.tf", versionsTF+tt.config)
 			c.must("validate", "-no-color")
 			out, errOut, ok := c.run("plan", "-input=false", "-no-color")
@@ -128,6 +132,7 @@ func coreMessage(t *testing.T, vc map[string]string, key string) string {
 // is not seen, and nothing inside it misfires), -replace plans a resource
 // twice in one walk.
 func TestCLI_targetAndReplace(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	two := connection("a", `namespaces = { a = { nsid = 1 } }`) +
 		connection("b", `subsystem_nqn = "nqn.2014-08.org.example:vol2"`, `namespaces = { b = { nsid = 2 } }`)
@@ -159,6 +164,7 @@ func TestCLI_targetAndReplace(t *testing.T) {
 // an in-place update to the configuration that says the same in the new
 // shape; nothing is replaced and nothing fails to decode.
 func TestCLI_stateOfTheFirstSchema(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.write("main.tf", versionsTF+connection("pg", `namespaces = { pg = { nsid = 1 } }`))
 	c.write("terraform.tfstate", `{

@@ -20,6 +20,7 @@ const exampleDir = "../examples/terraform"
 // Nomad provider cannot be installed offline, so nomad.tf and versions.tf
 // stay out; a versions file naming only nvme stands in.
 func TestAccExample(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	copyFile(t, filepath.Join(exampleDir, "nvme.tf"), filepath.Join(c.dir, "nvme.tf"))
 	copyFile(t, filepath.Join(exampleDir, "volumes", "main.tf"), filepath.Join(c.dir, "volumes", "main.tf"))
@@ -74,6 +75,7 @@ func TestAccExample(t *testing.T) {
 // the resource terraform planned second by its address and the other by
 // its namespaces, and saying to merge them.
 func TestAccExample_firstShape(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	for _, name := range []string{"main.tf", "volumes/main.tf"} {
 		copyFile(t, filepath.Join("testdata", "first-example", name), filepath.Join(c.dir, name))

@@ -66,7 +66,7 @@ func TestAccVolumeContextFunction(t *testing.T) {
 			} else {
 				step.ConfigStateChecks = []statecheck.StateCheck{statecheck.ExpectKnownOutputValue("context", exactStrings(tt.want))}
 			}
-			resource.Test(t, resource.TestCase{
+			resource.ParallelTest(t, resource.TestCase{
 				ProtoV6ProviderFactories: protoV6Providers,
 				TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.RequireAbove(tfversion.Version1_8_0)},
 				Steps:                    []resource.TestStep{step},
@@ -93,7 +93,7 @@ output "same" {
   }) == nvme_connection.test.volume_contexts["data"]
 }
 `
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6Providers,
 		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.RequireAbove(tfversion.Version1_8_0)},
 		Steps: []resource.TestStep{{

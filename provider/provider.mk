@@ -14,8 +14,10 @@ $(PROVIDER_CACHE)/terraformrc:
 	@: > $@
 
 .PHONY: test-provider-acc
+# The tests wait on terraform processes more than they compute: a few run
+# at once.
 test-provider-acc: $(PROVIDER_CACHE)/terraformrc ## provider acceptance tests and the example test with the real terraform CLI
-	$(PROVIDER_TF_ENV) $(GO) test -count=1 ./provider/...
+	$(PROVIDER_TF_ENV) $(GO) test -count=1 -parallel 4 ./provider/...
 
 .PHONY: test-provider-example
 test-provider-example: $(PROVIDER_CACHE)/terraformrc ## plan and apply the nvme part of examples/terraform with a local build

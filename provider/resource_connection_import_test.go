@@ -42,7 +42,7 @@ func TestAccConnection_import(t *testing.T) {
 		return resource.TestStep{ResourceName: testResource, ImportState: true, ImportStateId: id, ExpectError: looseText(want)}
 	}
 	base := "traddr=" + testAddr + ",nqn=" + testNQN
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6Providers,
 		Steps: []resource.TestStep{
 			{Config: connectionConfig(providerWithHost)},
@@ -77,7 +77,7 @@ func TestAccConnection_import(t *testing.T) {
 // change against the configuration that says the same.
 func TestAccConnection_importedPlansClean(t *testing.T) {
 	config := connectionConfig("", `namespaces = { data = { nsid = 1 }, logs = { nguid = "3a1c5e7f9b2d4c6e8a0f1b3d5e7f9a2c" } }`)
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6Providers,
 		Steps: []resource.TestStep{{
 			Config: config, ResourceName: testResource, ImportState: true, ImportStateKind: resource.ImportBlockWithID,

@@ -65,7 +65,7 @@ func TestAccConnection_defaults(t *testing.T) {
 		"transport": "tcp", "traddr": testAddr, "trsvcid": "4420", "nqn": testNQN, "nsid": "1",
 		"ctrl_loss_tmo": "-1", "reconnect_delay": "5",
 	}
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6Providers,
 		Steps: []resource.TestStep{{
 			Config: connectionConfig(""),
@@ -137,7 +137,7 @@ func TestAccConnection_everySettingWithHost(t *testing.T) {
 			}
 		})
 	}
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6Providers,
 		Steps: []resource.TestStep{{
 			Config: config,
@@ -192,7 +192,7 @@ func TestAccConnection_renderingLimits(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resource.Test(t, resource.TestCase{
+			resource.ParallelTest(t, resource.TestCase{
 				ProtoV6ProviderFactories: protoV6Providers,
 				Steps: []resource.TestStep{{
 					Config: tt.config,
@@ -283,7 +283,7 @@ func TestAccConnection_updateInPlaceOrReplace(t *testing.T) {
 			ConfigStateChecks: []statecheck.StateCheck{roundTrip(testResource, snapshot)},
 		})
 	}
-	resource.Test(t, resource.TestCase{ProtoV6ProviderFactories: protoV6Providers, Steps: steps})
+	resource.ParallelTest(t, resource.TestCase{ProtoV6ProviderFactories: protoV6Providers, Steps: steps})
 }
 
 // namedCheck prefixes a plan check's failure with the name of the change
@@ -334,7 +334,7 @@ provider "nvme" {
 		// keep_alive_tmo is not set on the resource: the default still applies.
 		v.Config = nvme.ConnectionConfig{CtrlLossTmo: -1, ReconnectDelay: 3, KeepAliveTmo: intPtr(30), FastIOFailTmo: intPtr(-1)}
 	}))
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6Providers,
 		Steps: []resource.TestStep{{
 			Config: providerBlock(600) + resources,

@@ -118,7 +118,7 @@ provider "nvme" {
 	)
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
-			resource.Test(t, resource.TestCase{
+			resource.ParallelTest(t, resource.TestCase{
 				ProtoV6ProviderFactories: protoV6Providers,
 				Steps:                    []resource.TestStep{{Config: tt.config, ExpectError: tt.diagnostic()}},
 			})
@@ -179,7 +179,7 @@ output "names" {
   value = keys(nvme_connection.test.volume_contexts)
 }
 `
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6Providers,
 		Steps: []resource.TestStep{{
 			Config: config,

@@ -72,7 +72,7 @@ func TestAccConnection_subsystemDeclaredTwice(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resource.Test(t, resource.TestCase{
+			resource.ParallelTest(t, resource.TestCase{
 				ProtoV6ProviderFactories: protoV6Providers,
 				Steps:                    []resource.TestStep{{Config: tt.config, ExpectError: tt.want}},
 			})
@@ -88,7 +88,7 @@ func TestAccConnection_subsystemsThatDiffer(t *testing.T) {
 		connection("other_port", `trsvcid = "4421"`) +
 		connection("other_addr", `traddr = "192.0.2.11"`) +
 		connection("other_nqn", `subsystem_nqn = "nqn.2014-08.org.example:vol2"`)
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6Providers,
 		Steps:                    []resource.TestStep{{Config: config}},
 	})
@@ -108,7 +108,7 @@ func TestAccConnection_subsystemClaimNoMisfire(t *testing.T) {
 	// state: the id attribute, then the namespaces.
 	importA := func(s string) string { return s + ";a:nsid=1" }
 	cbd := "lifecycle {\n  create_before_destroy = true\n}"
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6Providers,
 		Steps: []resource.TestStep{
 			{Config: base},
