@@ -56,7 +56,7 @@ func writeRaw(t *testing.T, e *env, staging string, data []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if _, err := f.WriteAt(data, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func readHead(t *testing.T, dev string, n int) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	b := make([]byte, n)
 	if _, err := f.ReadAt(b, 0); err != nil {
 		t.Fatal(err)
@@ -88,7 +88,7 @@ func TestNodeStageNeverFormatsABlockUsersDevice(t *testing.T) {
 	if err := e.stageAt("vol", testNQN, "1", blockStaging, blockCap(), nil); err != nil {
 		t.Fatal(err)
 	}
-	dev := writeRaw(t, e, blockStaging, rawData)
+	writeRaw(t, e, blockStaging, rawData)
 
 	err := e.stageAt("vol", testNQN, "1", fsStaging, mountCap("ext4", rwo), nil)
 	wantCode(t, err, codes.FailedPrecondition)
@@ -124,7 +124,7 @@ func TestNodeStageNeverFormatsABlockUsersDevice(t *testing.T) {
 	if err := e.stageAt("vol", testNQN, "1", blockStaging, blockCap(), nil); err != nil {
 		t.Fatal(err)
 	}
-	dev = e.mountedAt(filepath.Join(blockStaging, "block"))[0]
+	dev := e.mountedAt(filepath.Join(blockStaging, "block"))[0]
 	if got := readHead(t, dev, len(rawData)); !bytes.Equal(got, rawData) {
 		t.Fatalf("raw data changed: %q", got)
 	}
@@ -528,22 +528,19 @@ func TestInterruptedFormatIsFinishedAfterAKill(t *testing.T) {
 		t.Fatal("staged with a killed mkfs")
 	}
 	// What a half-done mkfs leaves: block groups written, no superblock.
-	dev := filepath.Join(e.fake.DevRoot(), ".backing")
-	entries, err := os.ReadDir(dev)
-	if err != nil || len(entries) == 0 {
-		t.Fatalf("backing files: %v, %v", entries, err)
+	backing, ok := e.fake.BackingFile(testNQN, 1)
+	if !ok {
+		t.Fatal("no backing file")
 	}
-	for _, en := range entries {
-		if strings.Contains(en.Name(), "one") && strings.HasSuffix(en.Name(), "-1") {
-			f, err := os.OpenFile(filepath.Join(dev, en.Name()), os.O_WRONLY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.WriteAt([]byte("half a block group"), 8192); err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
-		}
+	f, err := os.OpenFile(backing, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("half a block group"), 8192); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
 	}
 	e.exec.FailTool("mkfs.ext4", 0)
 	e.drv = e.newDriver() // the plugin restarts

@@ -42,7 +42,7 @@ func readWriteDevice(t *testing.T, path string, data []byte, n int) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if data != nil {
 		if _, err := f.WriteAt(data, 0); err != nil {
 			t.Fatalf("write %s: %v", path, err)
@@ -179,7 +179,7 @@ func TestCSIControllerKeptForAMountByAnotherPath(t *testing.T) {
 		t.Fatalf("controllers after unstaging a: %+v, want the one their mount uses", ctrls)
 	}
 	p.kill()
-	p = startPlugin(t, socket, state)
+	startPlugin(t, socket, state) // reconciles at start-up
 	if ctrls := usableControllers(t, nqn); len(ctrls) != 1 {
 		t.Fatalf("controllers after a restart: %+v, want the one their mount uses", ctrls)
 	}
