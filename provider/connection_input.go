@@ -145,7 +145,7 @@ func (in connectionInput) check(origin map[string]string) (checkedConnection, di
 		ns := in.namespaces[name]
 		nsPath := path.Root(attrNamespaces).AtMapKey(name)
 		if !namespaceName.MatchString(name) {
-			diags.AddAttributeError(nsPath, "Invalid namespace name", fmt.Sprintf("invalid namespace name %q: %s", name, namespaceNameRule))
+			diags.AddAttributeError(nsPath, "Invalid namespace name", fmt.Sprintf("invalid namespace name %q: %s", nvme.Truncate(name), namespaceNameRule))
 		}
 		if ns.unknown {
 			continue
@@ -163,7 +163,7 @@ func (in connectionInput) check(origin map[string]string) (checkedConnection, di
 			if first, dup := identities[id]; dup {
 				diags.AddAttributeError(nsPath, "Namespace declared twice", fmt.Sprintf(
 					"namespaces %q and %q both select %s of this subsystem: two volumes on one namespace would be mounted "+
-						"twice and overwrite each other; keep one of them", first, name, id))
+						"twice and overwrite each other; keep one of them", nvme.Truncate(first), nvme.Truncate(name), id))
 				continue
 			}
 			identities[id] = name

@@ -48,13 +48,14 @@ func parseImportID(id string) (map[string]string, []importNamespace, error) {
 	}
 	var namespaces []importNamespace
 	seen := make(map[string]bool)
-	for _, part := range parts[1:] {
+	for i, part := range parts[1:] {
 		name, pairs, ok := strings.Cut(part, ":")
 		if !ok {
-			return nil, nil, fmt.Errorf("%q does not start with a namespace name and ':': %w", part, errImportID)
+			// Not echoed: a part without a name may be anything pasted.
+			return nil, nil, fmt.Errorf("part %d after the connection's settings does not start with a namespace name and ':': %w", i+1, errImportID)
 		}
 		if !namespaceName.MatchString(name) {
-			return nil, nil, fmt.Errorf("invalid namespace name %q: %s", name, namespaceNameRule)
+			return nil, nil, fmt.Errorf("invalid namespace name %q: %s", nvme.Truncate(name), namespaceNameRule)
 		}
 		if seen[name] {
 			return nil, nil, fmt.Errorf("namespace %q is given twice: %w", name, errImportID)
@@ -78,13 +79,14 @@ func parsePairs(s string) (map[string]string, error) {
 	if s == "" {
 		return m, nil
 	}
-	for _, pair := range strings.Split(s, ",") {
+	for i, pair := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(pair, "=")
 		if !ok || k == "" {
-			return nil, fmt.Errorf("%q is not a key=value pair: %w", pair, errImportID)
+			// Not echoed: what is not a pair may be a key pasted by mistake.
+			return nil, fmt.Errorf("setting %d is not a key=value pair: %w", i+1, errImportID)
 		}
 		if _, dup := m[k]; dup {
-			return nil, fmt.Errorf("%s is given twice: %w", k, errImportID)
+			return nil, fmt.Errorf("%s is given twice: %w", nvme.Truncate(k), errImportID)
 		}
 		m[k] = v
 	}
@@ -103,7 +105,9 @@ func importVolumes(conn map[string]string, namespaces []importNamespace) (map[st
 		}
 		for k, v := range ns.settings {
 			if cv, both := conn[k]; both && cv != v {
-				return nil, fmt.Errorf("namespace %q sets %s to %q, the connection to %q: give it once", ns.name, k, v, cv)
+				// The values stay out: a key this provider does not know may
+				// be a secret put in the wrong place.
+				return nil, fmt.Errorf("namespace %q and the connection set %s to different values: give it once", ns.name, nvme.Truncate(k))
 			}
 			vc[k] = v
 		}

@@ -68,7 +68,7 @@ func TestAccConnection_import(t *testing.T) {
 			importError(base+";data:nsid=1,fast_io_fail_tmo=-1;logs:nsid=2", `namespaces "data" and "logs" disagree on fast_io_fail_tmo -1 -> kernel default`),
 			importError(base+";data:nsid=1;logs:nsid=1", `namespaces "data" and "logs" both select nsid 1 of this subsystem`),
 			importError(base+";my data:nsid=1", `invalid namespace name "my data": `+namespaceNameRule),
-			importError(testNQN, `"`+testNQN+`" is not a key=value pair`),
+			importError(testNQN, `connection settings: setting 1 is not a key=value pair`),
 		},
 	})
 }

@@ -124,14 +124,18 @@ func conflictDetail(key subsystemKey, holder claim, mine []string) string {
 }
 
 // namespacesPhrase names a connection by its namespaces, the one handle
-// the provider has on it.
+// the provider has on it: the first few, which find it in a configuration.
 func namespacesPhrase(names []string) string {
+	const shown = 5
 	if names == nil {
 		return "namespaces known only at apply"
 	}
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = strconv.Quote(n)
+	q := make([]string, 0, shown+1)
+	for _, n := range names[:min(len(names), shown)] {
+		q = append(q, strconv.Quote(nvme.Truncate(n)))
+	}
+	if len(names) > shown {
+		q = append(q, fmt.Sprintf("and %d more", len(names)-shown))
 	}
 	return "namespaces " + strings.Join(q, ", ")
 }

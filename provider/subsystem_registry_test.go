@@ -109,3 +109,19 @@ func TestSubsystemRegistryConcurrent(t *testing.T) {
 		t.Fatalf("%d of %d concurrent claims succeeded, want 1", holders, n)
 	}
 }
+
+func TestNamespacesPhrase(t *testing.T) {
+	tests := []struct {
+		names []string
+		want  string
+	}{
+		{nil, "namespaces known only at apply"},
+		{[]string{"a"}, `namespaces "a"`},
+		{[]string{"a", "b", "c", "d", "e", "f", "g"}, `namespaces "a", "b", "c", "d", "e", and 2 more`},
+	}
+	for _, tt := range tests {
+		if got := namespacesPhrase(tt.names); got != tt.want {
+			t.Errorf("namespacesPhrase(%v) = %q, want %q", tt.names, got, tt.want)
+		}
+	}
+}

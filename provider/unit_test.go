@@ -107,7 +107,7 @@ func TestImportVolumes(t *testing.T) {
 			{"a", map[string]string{"traddr": testAddr, "nsid": "1"}}, {"b", map[string]string{"traddr": "192.0.2.11", "nsid": "2"}},
 		}, wantErr: `namespaces "a" and "b" name different targets`},
 		{name: "a key given twice with two values", conn: base, ns: []importNamespace{{"a", map[string]string{"nsid": "1", "traddr": "192.0.2.11"}}},
-			wantErr: `namespace "a" sets traddr to "192.0.2.11", the connection to "` + testAddr + `"`},
+			wantErr: `namespace "a" and the connection set traddr to different values: give it once`},
 		{name: "core error", conn: base, ns: []importNamespace{{"a", map[string]string{"nsid": "0"}}}, wantErr: `namespace "a": invalid nsid "0"`},
 	}
 	for _, tt := range tests {
@@ -123,5 +123,32 @@ func TestImportVolumes(t *testing.T) {
 				t.Fatalf("importVolumes = %v, %v", vols, err)
 			}
 		})
+	}
+}
+
+// TestImportErrorsHideSecrets: a DH-HMAC-CHAP key pasted into an import id
+// by mistake never comes back in the error, wherever it sits.
+func TestImportErrorsHideSecrets(t *testing.T) {
+	const secret = "DHHC-1:00:c2VjcmV0LWtleS1tYXRlcmlhbC0xMjM0NTY3ODkwYWJjZGVm:"
+	base := "traddr=" + testAddr + ",nqn=" + testNQN
+	ids := []string{
+		base + ",dhchap_secret=" + secret + ";a:nsid=1",
+		base + ";a:nsid=1,dhchap_secret=" + secret,
+		base + ",dhchap_secret=x;a:nsid=1,dhchap_secret=" + secret,
+		base + ",dhchap_secret=" + secret + ";a:nsid=1,dhchap_secret=y",
+		base + ";dhchap_secret=" + secret,
+		base + ";" + secret,
+	}
+	for _, id := range ids {
+		conn, ns, err := parseImportID(id)
+		if err == nil {
+			_, err = importVolumes(conn, ns)
+		}
+		if err == nil {
+			t.Fatalf("import id %q accepted", id)
+		}
+		if strings.Contains(err.Error(), "c2VjcmV0") {
+			t.Errorf("the error for %q shows the key: %v", id, err)
+		}
 	}
 }
