@@ -140,7 +140,7 @@ func (in connectionInput) check(origin map[string]string) (checkedConnection, di
 		diags.AddAttributeError(path.Root(attrNamespaces), "No namespaces",
 			"a connection declares at least one namespace of its subsystem: namespaces = { name = { nsid = 1 } }")
 	}
-	identities := make(map[string]string) // "nsid:1" -> first name selecting it
+	identities := make(map[string]string) // "nsid 1" -> the first name selecting it
 	for _, name := range in.names() {
 		ns := in.namespaces[name]
 		nsPath := path.Root(attrNamespaces).AtMapKey(name)
