@@ -275,29 +275,39 @@ func TestCSIAuthKeysShownNowhere(t *testing.T) {
 	if err != nil || len(metrics) == 0 {
 		t.Fatalf("metrics: %v, %d bytes", err, len(metrics))
 	}
+	// The state dir while the volume is staged and published (its stage,
+	// publish and controller records), and after.
+	searchState := func() int {
+		files := 0
+		if err := filepath.WalkDir(state, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			files++
+			assertNoKeyIn(t, "state file "+path, string(b))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return files
+	}
+	staged := searchState()
+	if staged < 3 {
+		t.Errorf("%d state files with the volume staged and published, want its stage, publish and controller records", staged)
+	}
 	p.unpublish(t, good)
 	p.unstage(t, good)
+	after := searchState()
 
 	assertNoKeyIn(t, "the errors", strings.Join(answers, "\n"))
 	assertNoKeyIn(t, "the metrics", string(metrics))
 	assertNoKeyIn(t, "the plugin's log", p.log.String())
-	files := 0
-	if err := filepath.WalkDir(state, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		files++
-		assertNoKeyIn(t, "state file "+path, string(b))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("searched %d answers, %d bytes of metrics, %d bytes of log, %d state files for %d key forms",
-		len(answers), len(metrics), len(p.log.String()), files, len(labKeys()))
+	t.Logf("searched %d answers, %d bytes of metrics, %d bytes of log, %d state files (staged) and %d (after) for %d key forms",
+		len(answers), len(metrics), len(p.log.String()), staged, after, len(labKeys()))
 }
 
 // On a kernel without host DH-HMAC-CHAP the stage is refused before any
