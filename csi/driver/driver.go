@@ -7,12 +7,17 @@ package driver
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/hashicorp/go-hclog"
 	mount "k8s.io/mount-utils"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // Driver serves the CSI identity and node services.
@@ -39,6 +44,10 @@ type Driver struct {
 	monitor monitorState
 	healer  healerState
 	auth    authMemory
+
+	// capsMu guards caps, what the kernel can do (see Config.Capabilities).
+	capsMu sync.Mutex
+	caps   kernel.Capabilities
 }
 
 var (
@@ -89,5 +98,56 @@ func New(cfg Config) (*Driver, error) {
 		keys:      newKeyLocks(),
 		monitor:   monitorState{observing: make(chan struct{}, 1)},
 	}
+	if cfg.Capabilities != nil {
+		d.caps = cfg.Capabilities()
+		d.log.Info("kernel capabilities", "kernel", d.caps.Release, "dhchap", d.caps.HostAuth.String(),
+			"tls", d.caps.TLS.String(), "iopolicies", iopolicies(d.caps.IOPolicies))
+	}
 	return d, nil
+}
+
+func iopolicies(p []string) string {
+	if p == nil {
+		return "unknown"
+	}
+	return strings.Join(p, ",")
+}
+
+// checkHostAuth refuses, before any connect, a stage with DH-HMAC-CHAP
+// secrets on a kernel that cannot authenticate: the kernel would accept
+// the option and fail deep inside the connect with an opaque error. While
+// the answer is unknown (no config readable, no controller to look at) it
+// asks again, and lets the connect be tried when it still does not know.
+func (d *Driver) checkHostAuth() error {
+	if d.cfg.Capabilities == nil {
+		return nil
+	}
+	d.capsMu.Lock()
+	defer d.capsMu.Unlock()
+	if d.caps.HostAuth.Support == kernel.Unknown {
+		d.caps = d.cfg.Capabilities()
+	}
+	if err := d.caps.CheckHostAuth(); err != nil {
+		return precondition("%v", err)
+	}
+	return nil
+}
+
+// checkIOPolicy refuses, before any connect, an I/O policy the running
+// kernel is known not to offer (nvme_core's parameter description lists
+// them). When that is not known the policy is tried on the subsystem,
+// whose refusal says the same after the connect.
+func (d *Driver) checkIOPolicy(policy nvme.IOPolicy) error {
+	if policy == "" || d.cfg.Capabilities == nil {
+		return nil
+	}
+	d.capsMu.Lock()
+	offered := d.caps.IOPolicies
+	release := d.caps.Release
+	d.capsMu.Unlock()
+	if offered == nil || slices.Contains(offered, string(policy)) {
+		return nil
+	}
+	return precondition("iopolicy %q is not offered by this node's kernel %s (it offers %s): use one it has, or leave iopolicy unset",
+		policy, release, strings.Join(offered, ", "))
 }

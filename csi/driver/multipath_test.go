@@ -263,6 +263,25 @@ func TestIOPolicy(t *testing.T) {
 			t.Fatalf("records left: %v", recs)
 		}
 	})
+	t.Run("refused before any connect when the kernel's offer is known", func(t *testing.T) {
+		e, _ := newMultipathEnv(t)
+		e.drv = e.driverWith(func(c *driver.Config) {
+			c.Connector = e.fake
+			c.Capabilities = func() kernel.Capabilities {
+				return kernel.Capabilities{Release: "6.1.0-test", IOPolicies: []string{"numa", "round-robin"}}
+			}
+		})
+		req := e.twoPortalReq("vol", "1", mountCap("", rwo))
+		req.VolumeContext["iopolicy"] = "queue-depth"
+		_, err := e.drv.NodeStageVolume(context.Background(), req)
+		wantCode(t, err, codes.FailedPrecondition)
+		if !strings.Contains(err.Error(), "6.1.0-test (it offers numa, round-robin)") {
+			t.Errorf("error %q", err)
+		}
+		if c, _ := e.fake.Counts(); c != 0 {
+			t.Fatalf("%d controllers connected before the refusal", c)
+		}
+	})
 	t.Run("queue-depth where the kernel has it", func(t *testing.T) {
 		e, _ := newMultipathEnv(t, kerneltest.WithIOPolicies("numa", "round-robin", "queue-depth"))
 		req := e.twoPortalReq("vol", "1", mountCap("", rwo))

@@ -101,17 +101,34 @@ func pluginDirs(t *testing.T) (socket, stateDir string) {
 	return filepath.Join(dir, "csi.sock"), filepath.Join(dir, "state")
 }
 
-// startPlugin starts nvmeof-csi as the lab's test host, with extra flags
-// after the usual ones, and waits until it answers Probe ready. The process gets its own process group, so a kill
+// startPlugin starts nvmeof-csi as the lab's test host and waits until it
+// answers Probe ready. The process gets its own process group, so a kill
 // takes the tools it runs (mkfs) with it, as a task kill by Nomad does.
-func startPlugin(t *testing.T, socket, stateDir string, extra ...string) *csiPlugin {
+func startPlugin(t *testing.T, socket, stateDir string) *csiPlugin {
+	t.Helper()
+	return startPluginWith(t, socket, stateDir, pluginOptions{})
+}
+
+// pluginOptions are the flags a test changes.
+type pluginOptions struct {
+	connector   string // --connector; "" for the default (fabrics)
+	metricsAddr string // --metrics-addr; "" for none
+	extra       []string
+}
+
+func startPluginWith(t *testing.T, socket, stateDir string, opts pluginOptions) *csiPlugin {
 	t.Helper()
 	p := &csiPlugin{t: t, socket: socket, stateDir: stateDir, log: &pluginLog{}, exited: make(chan error, 1)}
-	args := append([]string{
-		"--endpoint=unix://" + socket, "--state-dir=" + stateDir,
+	args := []string{"--endpoint=unix://" + socket, "--state-dir=" + stateDir,
 		"--hostnqn=" + labtarget.HostNQN, "--hostid=" + labtarget.HostID, "--node-id=lab-node",
-		"--log-level=debug", "--log-json",
-	}, extra...)
+		"--log-level=debug", "--log-json"}
+	if opts.connector != "" {
+		args = append(args, "--connector="+opts.connector)
+	}
+	if opts.metricsAddr != "" {
+		args = append(args, "--metrics-addr="+opts.metricsAddr)
+	}
+	args = append(args, opts.extra...)
 	p.cmd = exec.Command(pluginBinary, args...) //nolint:noctx // stopped by stop (SIGTERM) or kill (SIGKILL), which a context could not tell apart
 	p.cmd.Stderr = p.log
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -263,6 +280,7 @@ type csiVolume struct {
 	id, staging, target string
 	context             map[string]string
 	capability          *csi.VolumeCapability
+	secrets             map[string]string // NodeStage's secrets (DH-HMAC-CHAP)
 }
 
 func newCSIVolume(t *testing.T, id string, capability *csi.VolumeCapability, vc map[string]string) csiVolume {
@@ -277,6 +295,7 @@ func newCSIVolume(t *testing.T, id string, capability *csi.VolumeCapability, vc 
 func (v csiVolume) stageRequest() *csi.NodeStageVolumeRequest {
 	return &csi.NodeStageVolumeRequest{
 		VolumeId: v.id, StagingTargetPath: v.staging, VolumeCapability: v.capability, VolumeContext: v.context,
+		Secrets: v.secrets,
 	}
 }
 

@@ -260,7 +260,7 @@ func TestMultipathStage(t *testing.T) {
 	multipathTarget(t)
 	socket, state := pluginDirs(t)
 	const metricsAddr = "127.0.0.1:9812"
-	p := startPlugin(t, socket, state, "--metrics-addr="+metricsAddr, "--metrics-interval=500ms")
+	p := startPluginWith(t, socket, state, pluginOptions{metricsAddr: metricsAddr, extra: []string{"--metrics-interval=500ms"}})
 	v := newCSIVolume(t, "lab-mp", mountCapability("ext4"), multipathContext(1, labtarget.MultiNS1UUID))
 	stagePublished(t, p, v)
 
@@ -544,7 +544,7 @@ func TestMultipathBothPathsCut(t *testing.T) {
 func TestMultipathHealsDeletedPath(t *testing.T) {
 	multipathTarget(t)
 	socket, state := pluginDirs(t)
-	p := startPlugin(t, socket, state, "--heal-interval=1s")
+	p := startPluginWith(t, socket, state, pluginOptions{extra: []string{"--heal-interval=1s"}})
 	v := newCSIVolume(t, "lab-mp-heal", mountCapability("ext4"), multipathContext(1, labtarget.MultiNS1UUID))
 	stagePublished(t, p, v)
 	_, paths := livePaths(t, v.staging)

@@ -75,7 +75,12 @@ func serve(opts options, logger hclog.Logger) error {
 		Connector: conn, Mounter: mount.New(""), Exec: utilexec.New(),
 		MountTable:  driver.ProcMountTable{Path: "/proc/self/mountinfo", DevDir: "/dev"},
 		KernelCheck: func() error { return kernel.CheckFabricsSupport("/sys", "/dev") },
-		Logger:      logger, Metrics: metrics,
+		Capabilities: func() kernel.Capabilities {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return kernel.DetectCapabilities(ctx, kernel.CapabilityConfig{SysfsRoot: "/sys", ConfigFiles: opts.kernelConfig})
+		},
+		Logger: logger, Metrics: metrics,
 	})
 	if err != nil {
 		return err
