@@ -1,11 +1,13 @@
 package nomadclient
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/nomad/api"
 	"google.golang.org/grpc/codes"
@@ -198,5 +200,62 @@ func TestUnstageFallsBackToTheLegacyPath(t *testing.T) {
 	unstage := Methods(n.c.Calls.Since(mark), "NodeUnstageVolume")
 	if len(unstage) != 1 || unstage[0].StagingPath != filepath.Join(pluginRoot, "staging", "v1", usage) {
 		t.Errorf("unstage %+v", unstage)
+	}
+}
+
+// TestStopWithoutThePlugin: a consumer that stops while no plugin is
+// registered fails to unmount ("plugin not found") and retries in the
+// background; the plugin's new allocation registers a new instance, with
+// a new tracker, and the retry then goes through (§4, #8080).
+func TestStopWithoutThePlugin(t *testing.T) {
+	n := newNode(t)
+	plugin := n.startPlugin()
+	n.register("v1", "ext-v1")
+	a := n.run(consumer("app", 1, writer("v1")))[0]
+	n.stop(plugin)
+	if _, ok := n.c.PluginHealth("nvmeof"); !ok {
+		t.Fatal("no fingerprint left for the stopped plugin")
+	}
+	if h, _ := n.c.PluginHealth("nvmeof"); h.Healthy {
+		t.Error("the stopped plugin's last fingerprint is healthy")
+	}
+	mark := n.c.Calls.Len()
+	n.stop(a)
+	if _, err := n.c.Events.Wait(n.ctx(), 0, func(e Event) bool {
+		return e.Type == "Unmount failed" && strings.Contains(e.Message, "plugin not found")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.callsSince(mark); len(got) != 0 {
+		t.Fatalf("mount RPCs without a plugin: %v", got)
+	}
+	if claims := n.server.Claims("default", "v1"); len(claims) != 1 {
+		t.Fatalf("claims %v: the claim must stay until the node let go", claims)
+	}
+	n.startPlugin()
+	if err := a.WaitUnmountRetries(n.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.callsSince(mark); !slices.Equal(got, []string{"NodeUnpublishVolume ext-v1", "NodeUnstageVolume ext-v1"}) {
+		t.Errorf("after the plugin came back: %v", got)
+	}
+	if claims := n.server.Claims("default", "v1"); len(claims) != 0 {
+		t.Errorf("claims left: %v", claims)
+	}
+}
+
+// TestRequiredTopologyWithoutNodeTopology: a volume registered with
+// required topologies is placed on no node whose plugin reports none
+// (§1.3); nvmeof-csi reports none.
+func TestRequiredTopologyWithoutNodeTopology(t *testing.T) {
+	n := newNode(t)
+	n.startPlugin()
+	n.register("v1", "ext-v1", func(v *api.CSIVolume) {
+		v.RequestedTopologies = &api.CSITopologyRequest{Required: []*api.CSITopology{{Segments: map[string]string{"rack": "r1"}}}}
+	})
+	ctx, cancel := context.WithTimeout(n.ctx(), 30*time.Millisecond)
+	defer cancel()
+	if _, err := n.c.RunJob(ctx, consumer("app", 1, writer("v1"))); err == nil || !strings.Contains(err.Error(), "topologies") {
+		t.Fatalf("placement: %v", err)
 	}
 }

@@ -90,6 +90,11 @@ func (s *Server) Register(vol *api.CSIVolume) error {
 	if v.Namespace == "" {
 		v.Namespace = api.DefaultNamespace
 	}
+	// Registration takes the volume's topologies from the required ones
+	// (csi_endpoint.go:345-352).
+	if v.RequestedTopologies != nil {
+		v.Topologies = v.RequestedTopologies.Required
+	}
 	k := volumeKey(v.Namespace, v.ID)
 	if old, ok := s.volumes[k]; ok {
 		if len(old.claims) > 0 && !equalMountOptions(old.vol.MountOptions, v.MountOptions) {
@@ -298,6 +303,9 @@ func (s *Server) feasible(namespace string, vols []volumeClaimReq) error {
 				}
 			}
 		}
+		if len(st.vol.Topologies) > 0 && !topologyMatch(st.vol.Topologies, info.NodeInfo) {
+			return fmt.Errorf("CSI volume %s has topologies that client %s does not match", r.volumeID, s.client.cfg.NodeID)
+		}
 		used := perPlugin[st.vol.PluginID]
 		if !used[st.vol.ID] && info.NodeInfo != nil && int64(len(used)) >= info.NodeInfo.MaxVolumes {
 			return fmt.Errorf("CSI plugin %s has the maximum number of volumes on client %s", st.vol.PluginID, s.client.cfg.NodeID)
@@ -310,4 +318,23 @@ func (s *Server) feasible(namespace string, vols []volumeClaimReq) error {
 type volumeClaimReq struct {
 	volumeID string
 	write    bool
+}
+
+// topologyMatch reports whether the node's accessible topology holds all
+// the segments of one of the volume's topologies; a node that reports
+// none matches none (structs/node.go:108-133).
+func topologyMatch(tops []*api.CSITopology, node *api.CSINodeInfo) bool {
+	if node == nil || node.AccessibleTopology == nil {
+		return false
+	}
+	for _, top := range tops {
+		all := true
+		for k, v := range top.Segments {
+			all = all && node.AccessibleTopology.Segments[k] == v
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }
