@@ -109,7 +109,7 @@ func (d *driverStory) earlyUnstage(title string, readers []*nomadclient.Alloc) {
 	// feeds a published target, and names the target.
 	refused := status.Code(calls[1].Err) == codes.FailedPrecondition && strings.Contains(calls[1].Err.Error(), filepath.Base(filepath.Dir(filepath.Dir(second))))
 	if !refused {
-		t.Errorf("NodeUnstage while %s is published answered %v; the plugin must refuse it with FailedPrecondition naming the target (issue 9)", second, calls[1].Err)
+		s.errorf("NodeUnstage while %s is published answered %v; the plugin must refuse it with FailedPrecondition naming the target (issue 9)", second, calls[1].Err)
 	}
 	head, err := directRead(filepath.Join(second, "log"))
 	if err != nil || !strings.HasPrefix(head, "line 1 ") {
@@ -131,7 +131,7 @@ func (d *driverStory) earlyUnstage(title string, readers []*nomadclient.Alloc) {
 	retried := len(nomadclient.Methods(d.c.Calls.Since(mark), "NodeUnstageVolume"))
 	outcome := "released the volume: controller disconnected, no mount"
 	if err := d.released(volumeID, labtarget.SubsystemTwo); err != nil {
-		t.Errorf("after the last reader stopped: %v (issue 9: the early unstage must not forget the volume)", err)
+		s.errorf("after the last reader stopped: %v (issue 9: the early unstage must not forget the volume)", err)
 		outcome = "LEFT BEHIND: " + err.Error()
 		disconnectAll(t, labtarget.SubsystemTwo)
 	}
@@ -193,12 +193,12 @@ func (d *driverStory) perAllocBlock() {
 	}
 	for _, c := range nomadclient.Methods(d.c.Calls.Since(mark), "NodeUnpublishVolume", "NodeUnstageVolume") {
 		if c.Err != nil {
-			t.Errorf("%s: %v", c, c.Err)
+			s.errorf("%s: %v", c, c.Err)
 		}
 	}
 	for _, target := range targets {
 		if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("target %s left: %v", target, err)
+			s.errorf("target %s left: %v", target, err)
 		}
 	}
 	if err := d.released("scratch[0]", labtarget.SubsystemOne); err != nil {

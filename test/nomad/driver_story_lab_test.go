@@ -115,7 +115,7 @@ func TestNomadStory(t *testing.T) {
 	s.step("cleanup")
 	for _, id := range []string{volumeID, "scratch[0]", "scratch[1]"} {
 		if err := d.server.Deregister("default", id); err != nil {
-			t.Errorf("deregister %s: %v", id, err)
+			s.errorf("deregister %s: %v", id, err)
 		}
 	}
 	mark = d.c.Events.Len()
@@ -125,7 +125,7 @@ func TestNomadStory(t *testing.T) {
 	if _, err := d.c.Events.Wait(t.Context(), mark, func(e nomadclient.Event) bool {
 		return e.Subsystem == "CSI" && strings.Contains(e.Message, "healthy false")
 	}); err != nil {
-		t.Errorf("the plugin's last fingerprint: %v", err)
+		s.errorf("the plugin's last fingerprint: %v", err)
 	}
 	s.done("volumes deregistered; plugin stopped, deregistered, its last fingerprint unhealthy")
 }
@@ -333,7 +333,7 @@ func (d *driverStory) badContextsRefused() {
 		}
 		for _, w := range c.want {
 			if !strings.Contains(runErr.Error(), w) {
-				t.Errorf("the failed claim of %s does not say %q: %v", c.id, w, runErr)
+				s.errorf("the failed claim of %s does not say %q: %v", c.id, w, runErr)
 			}
 		}
 		d.expectCalls(mark, "NodeStageVolume InvalidArgument", "NodeUnpublishVolume OK", "NodeUnstageVolume OK")

@@ -20,6 +20,7 @@ type story struct {
 	open       string
 	since      time.Time
 	failedOpen bool // the test had failed before the open step began
+	stepFailed bool // errorf was called during the open step
 }
 
 type storyRow struct {
@@ -37,7 +38,7 @@ func newStory(t *testing.T) *story {
 
 // step begins a step; the previous one must have been finished with done.
 func (s *story) step(name string) {
-	s.open, s.since, s.failedOpen = name, time.Now(), s.t.Failed()
+	s.open, s.since, s.failedOpen, s.stepFailed = name, time.Now(), s.t.Failed(), false
 	fmt.Printf("DEMO-STEP: %s ...\n", name)
 }
 
@@ -47,7 +48,7 @@ func (s *story) done(format string, args ...any) {
 	took := time.Since(s.since)
 	// A check of this step that reported an error (t.Errorf) and let the
 	// story go on marks the step.
-	failed := s.t.Failed() && !s.failedOpen
+	failed := s.stepFailed || (s.t.Failed() && !s.failedOpen)
 	s.rows = append(s.rows, storyRow{step: s.open, took: took, note: note, failed: failed})
 	mark := ""
 	if failed {
@@ -55,6 +56,14 @@ func (s *story) done(format string, args ...any) {
 	}
 	fmt.Printf("DEMO-DONE: %s%s: %s (%.1fs)\n", mark, s.open, note, took.Seconds())
 	s.open = ""
+}
+
+// errorf reports a failed check of the open step and lets the story go
+// on: the step is marked FAILED.
+func (s *story) errorf(format string, args ...any) {
+	s.t.Helper()
+	s.stepFailed = true
+	s.t.Errorf(format, args...)
 }
 
 func (s *story) summary() {
