@@ -288,7 +288,7 @@ func (d *driverStory) volumeRegistered() {
 	if err := d.server.Register(spec.Volume); err != nil {
 		t.Fatal(err)
 	}
-	s.done("%s read from volume.hcl as nomad volume register reads it, context from terraform's nvme_connection: traddr=%s nqn=%s ctrl_loss_tmo=%s reconnect_delay=%s",
+	s.done("%s read from volume.hcl as nomad volume register reads it (no key dropped; nvmeof-csi validate: no problem), context from terraform's nvme_connection: traddr=%s nqn=%s ctrl_loss_tmo=%s reconnect_delay=%s",
 		volumeID, vctx["traddr"], vctx["nqn"], vctx["ctrl_loss_tmo"], vctx["reconnect_delay"])
 }
 
