@@ -229,6 +229,8 @@ func (p *fakePlugin) set(f func(p *fakePlugin)) {
 type fakeDriver struct {
 	isolation, mounts bool
 	plugin            *fakePlugin
+	// silent: a plugin task that never creates its socket.
+	silent bool
 
 	mu     sync.Mutex
 	starts map[string]int // by task name
@@ -241,7 +243,10 @@ func (d *fakeDriver) MountsVolumes() bool { return d.mounts }
 
 func (d *fakeDriver) Start(_ context.Context, spec TaskSpec) (TaskHandle, error) {
 	h := &fakeHandle{exited: make(chan struct{})}
-	if ep, ok := spec.Env["CSI_ENDPOINT"]; ok && d.plugin != nil {
+	d.mu.Lock()
+	silent := d.silent
+	d.mu.Unlock()
+	if ep, ok := spec.Env["CSI_ENDPOINT"]; ok && d.plugin != nil && !silent {
 		socket := strings.TrimPrefix(ep, "unix://")
 		_ = os.Remove(socket)
 		l, err := (&net.ListenConfig{}).Listen(context.Background(), "unix", socket)

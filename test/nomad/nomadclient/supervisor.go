@@ -43,17 +43,22 @@ func (s *supervisor) loop(done chan struct{}) {
 	defer close(done)
 	t := s.c.cfg.Timings
 	ctx := s.ctx
-	client, err := dialPlugin(ctx, s.reg.Socket, t, s.c.Calls)
+	// Ready within health_timeout, socket included, or the task is
+	// restarted and its next start begins a new loop.
+	deadline := time.Now().Add(s.cfg.HealthTimeout)
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	client, err := dialPlugin(dctx, s.reg.Socket, t, s.c.Calls)
+	cancel()
 	if err != nil {
-		s.c.taskEvent(s.task, "PluginUnhealthy", fmt.Sprintf("Error: %v", err))
 		s.notRunning()
+		if ctx.Err() == nil {
+			s.c.taskEvent(s.task, "PluginUnhealthy", fmt.Sprintf("Error: CSI plugin not ready within health_timeout %s: %v", s.cfg.HealthTimeout, err))
+			s.task.requestRestart("CSI plugin did not become healthy before configured health_timeout")
+		}
 		return
 	}
 	defer client.close()
 
-	// Ready within health_timeout, or the task is restarted and the next
-	// start begins a new loop.
-	deadline := time.Now().Add(s.cfg.HealthTimeout)
 	for {
 		pctx, cancel := context.WithTimeout(ctx, t.ProbeTimeout)
 		ready, err := client.probe(pctx)

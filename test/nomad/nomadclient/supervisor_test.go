@@ -84,6 +84,27 @@ func TestHealthTimeoutRestartsThePlugin(t *testing.T) {
 	}
 }
 
+// TestHealthTimeoutCoversTheSocket: a plugin that never creates its
+// socket is restarted too.
+func TestHealthTimeoutCoversTheSocket(t *testing.T) {
+	n := newNode(t)
+	n.raw.mu.Lock()
+	n.raw.silent = true
+	n.raw.mu.Unlock()
+	if _, err := n.c.RunJob(n.ctx(), pluginJob(30*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.c.Events.Wait(n.ctx(), 0, func(e Event) bool { return e.Type == "Restart Signaled" }); err != nil {
+		t.Fatal(err)
+	}
+	n.raw.mu.Lock()
+	n.raw.silent = false
+	n.raw.mu.Unlock()
+	if err := n.c.WaitPluginHealthy(n.ctx(), "nvmeof"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestFingerprintHealth: an empty node id fails the basic fingerprint;
 // Probe ready=false makes the node plugin unhealthy and blocks
 // placement until it is ready again (§1.2).
