@@ -3,12 +3,14 @@ package driver
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	mount "k8s.io/mount-utils"
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // DefaultDriverName is the CSI driver name the plugin reports.
@@ -26,8 +28,15 @@ type Config struct {
 	StateDir string
 	// MaxVolumes is max_volumes_per_node; 0 means no limit.
 	MaxVolumes int64
+	// OperationTimeout bounds every node RPC; 0 is
+	// DefaultOperationTimeout. Steps that cannot be abandoned halfway (a
+	// format, a mount) finish after it, with the volume locked.
+	OperationTimeout time.Duration
+	// NamespaceTimeout is how long a stage waits for its namespace to
+	// appear after the connect; 0 is DefaultNamespaceTimeout.
+	NamespaceTimeout time.Duration
 
-	Connector nvme.Connector
+	Connector kernel.Connector
 	Mounter   mount.Interface
 	Exec      utilexec.Interface
 	// MountTable reads which device is mounted where; nil reads the
@@ -55,6 +64,9 @@ func (c *Config) validate() error {
 	}
 	if c.StateDir == "" {
 		errs = append(errs, errors.New("state dir is empty"))
+	}
+	if c.OperationTimeout < 0 || c.NamespaceTimeout < 0 {
+		errs = append(errs, fmt.Errorf("operation timeout %v and namespace timeout %v must not be negative", c.OperationTimeout, c.NamespaceTimeout))
 	}
 	if c.MaxVolumes < 0 {
 		errs = append(errs, fmt.Errorf("max volumes %d is negative", c.MaxVolumes))

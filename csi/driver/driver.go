@@ -27,9 +27,8 @@ type Driver struct {
 	state     *stateStore
 	metrics   *Metrics
 
-	volumes  *volumeLocks
-	targets  *targetLocks
-	connects *connectGroup
+	volumes *volumeLocks
+	keys    *keyLocks
 
 	// probeMu guards lastProbe, so a kernel problem is logged once when it
 	// appears rather than at every Probe.
@@ -59,7 +58,13 @@ func New(cfg Config) (*Driver, error) {
 	if mt == nil {
 		mt = mounterTable{cfg.Mounter}
 	}
-	state, err := newStateStore(cfg.StateDir)
+	if cfg.OperationTimeout == 0 {
+		cfg.OperationTimeout = DefaultOperationTimeout
+	}
+	if cfg.NamespaceTimeout == 0 {
+		cfg.NamespaceTimeout = DefaultNamespaceTimeout
+	}
+	state, err := newStateStore(cfg.StateDir, cfg.Logger.Named("state"))
 	if err != nil {
 		return nil, fmt.Errorf("new driver: %w", err)
 	}
@@ -72,8 +77,7 @@ func New(cfg Config) (*Driver, error) {
 		state:     state,
 		metrics:   cfg.Metrics,
 		volumes:   newVolumeLocks(),
-		targets:   newTargetLocks(),
-		connects:  newConnectGroup(),
+		keys:      newKeyLocks(),
 	}
 	return d, nil
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // codeOf decides what the CO does next: retry (Unavailable), give up on
@@ -26,12 +27,15 @@ func TestCodeOf(t *testing.T) {
 		{"cancelled", fmt.Errorf("connect: %w", context.Canceled), codes.Canceled},
 		{"deadline", fmt.Errorf("connect: %w", context.DeadlineExceeded), codes.DeadlineExceeded},
 		{"bad input", &nvme.FieldError{Key: "nqn", Reason: "is required"}, codes.InvalidArgument},
-		{"no nvme-tcp on the node", fmt.Errorf("%w: %w", nvme.ErrFabricsUnavailable, fs.ErrNotExist), codes.FailedPrecondition},
-		{"controller deleted under us", fmt.Errorf("resolve: %w", nvme.ErrControllerGone), codes.Unavailable},
+		{"no nvme-tcp on the node", fmt.Errorf("%w: %w", kernel.ErrFabricsUnavailable, fs.ErrNotExist), codes.FailedPrecondition},
+		{"controller deleted under us", fmt.Errorf("resolve: %w", kernel.ErrControllerGone), codes.Unavailable},
 		{"target refuses connections", fmt.Errorf("connect: %w", syscall.ECONNREFUSED), codes.Unavailable},
 		{"name does not resolve", &net.DNSError{Err: "no such host", Name: "x.example", IsNotFound: true}, codes.FailedPrecondition},
 		{"resolver timed out", &net.DNSError{Err: "i/o timeout", Name: "x.example", IsTimeout: true}, codes.Unavailable},
-		{"file missing", fmt.Errorf("stat: %w", fs.ErrNotExist), codes.NotFound},
+		// Nomad takes NotFound from NodeUnstage as "already done": a file
+		// missing somewhere inside must not say the volume is.
+		{"file missing", fmt.Errorf("stat: %w", fs.ErrNotExist), codes.Internal},
+		{"kind given by the handler", fmt.Errorf("stage: %w", precondition("in use")), codes.FailedPrecondition},
 		{"something else", errors.New("boom"), codes.Internal},
 	}
 	for _, tt := range tests {

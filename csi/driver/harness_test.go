@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/hashicorp/go-hclog"
@@ -61,6 +62,9 @@ type env struct {
 	log       *syncBuffer
 	kernelErr error
 	metrics   *driver.Metrics
+	// opTimeout is the driver's bound on each RPC: short, so a test of a
+	// wait that never ends ends soon.
+	opTimeout time.Duration
 }
 
 func newEnv(t *testing.T) *env {
@@ -83,7 +87,7 @@ func newEnvIn(t *testing.T, root string) *env {
 	if err := fake.AddTarget("127.0.0.1", "4420", testNQN2, fakeconnector.Namespace{NSID: 1, SizeBytes: 64 * mib}); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, root: root, fake: fake, mounter: mount.NewFakeMounter(nil), exec: disktest.New(), log: &syncBuffer{}, metrics: driver.NewMetrics()}
+	e := &env{t: t, root: root, fake: fake, mounter: mount.NewFakeMounter(nil), exec: disktest.New(), log: &syncBuffer{}, metrics: driver.NewMetrics(), opTimeout: 3 * time.Second}
 	e.drv = e.newDriver()
 	return e
 }
@@ -93,7 +97,7 @@ func (e *env) newDriver() *driver.Driver {
 	e.t.Helper()
 	d, err := driver.New(driver.Config{
 		DriverName: driver.DefaultDriverName, Version: "v0.0.0-test", NodeID: testHost.NQN, Host: testHost,
-		StateDir: filepath.Join(e.root, "state"), MaxVolumes: 16,
+		StateDir: filepath.Join(e.root, "state"), MaxVolumes: 16, OperationTimeout: e.opTimeout, NamespaceTimeout: 500 * time.Millisecond,
 		Connector: e.fake, Mounter: e.mounter, Exec: e.exec,
 		KernelCheck: func() error { return e.kernelErr },
 		Logger:      hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: e.log}),
@@ -167,8 +171,14 @@ func (e *env) mountedAt(path string) []string {
 	return devs
 }
 
-func connection(nqn string) nvme.Connection {
-	return nvme.Connection{Host: testHost, Target: nvme.Target{Transport: "tcp", TrAddr: "127.0.0.1", TrSvcID: "4420", NQN: nqn}, Config: nvme.DefaultConnectionConfig()}
+// connection is what an admin's `nvme connect` to nqn would ask for.
+func connection(t *testing.T, nqn string) nvme.ValidConnection {
+	t.Helper()
+	c, err := nvme.Connection{Host: testHost, Target: nvme.Target{Transport: "tcp", TrAddr: "127.0.0.1", TrSvcID: "4420", NQN: nqn}, Config: nvme.DefaultConnectionConfig()}.Valid()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func codeOf(err error) codes.Code { return grpcstatus.Code(err) }

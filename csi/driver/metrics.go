@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // Metrics is the plugin's Prometheus registry. Nomad never asks a node
@@ -68,7 +68,7 @@ type monitorState struct {
 	last map[string]string
 }
 
-var controllerStates = []string{nvme.StateLive, nvme.StateConnecting, nvme.StateResetting, nvme.StateDeleting, nvme.StateDeletingIO, nvme.StateDead, nvme.StateNew}
+var controllerStates = []string{kernel.StateLive, kernel.StateConnecting, kernel.StateResetting, kernel.StateDeleting, kernel.StateDeletingIO, kernel.StateDead, kernel.StateNew}
 
 // Observe reads the controllers and the staged volumes' health once and
 // updates the gauges; Monitor calls it on a ticker.
@@ -88,10 +88,10 @@ func (d *Driver) Observe() {
 		counts[c.State]++
 		seen[c.Name] = true
 		prev, known := d.monitor.last[c.Name]
-		if known && prev != nvme.StateLive && c.State == nvme.StateLive {
+		if known && prev != kernel.StateLive && c.State == kernel.StateLive {
 			d.metrics.reconnects.Inc()
 			d.log.Info("controller reconnected", "controller", c.Name, "nqn", c.Subsystem, "was", prev)
-		} else if c.State != prev && c.State != nvme.StateLive {
+		} else if c.State != prev && c.State != kernel.StateLive {
 			d.log.Warn("controller not live", "controller", c.Name, "nqn", c.Subsystem, "state", c.State)
 		}
 		d.monitor.last[c.Name] = c.State
@@ -109,7 +109,7 @@ func (d *Driver) Observe() {
 }
 
 func (d *Driver) volumesWithFSErrors() int {
-	recs, err := d.state.volumes()
+	recs, err := d.state.stages()
 	if err != nil {
 		d.log.Warn("metrics: read state", "error", err)
 		return 0
@@ -122,14 +122,14 @@ func (d *Driver) volumesWithFSErrors() int {
 	n := 0
 	for _, r := range recs {
 		path := stagedPath(r)
-		devs := mountsAt(entries, path)
-		if len(devs) == 0 || r.Block {
+		at := mountsAt(entries, path)
+		if len(at) == 0 || r.Block {
 			continue
 		}
-		h, err := d.deviceHealth(devs[0], path)
+		h, err := d.deviceHealth(at[0].Device, path)
 		if err == nil && (h.FSErrors > 0 || h.ReadOnly) {
 			n++
-			d.log.Warn("file system errors", "volume_id", r.VolumeID, "device", devs[0], "errors", h.FSErrors, "read_only", h.ReadOnly, "message", h.Message)
+			d.log.Warn("file system errors", "volume_id", r.VolumeID, "device", at[0].Device, "errors", h.FSErrors, "read_only", h.ReadOnly, "message", h.Message)
 		}
 	}
 	return n

@@ -1,20 +1,38 @@
 package driver
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 
+	"golang.org/x/sys/unix"
 	mount "k8s.io/mount-utils"
 
-	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
-// MountEntry is one mount: where, and which device (a /dev path for block
-// devices; whatever the kernel shows for anything else).
+// MountEntry is one mount: where, of which device, how.
 type MountEntry struct {
-	Path   string
+	Path string
+	// Device is a /dev path for block devices (a device node bound onto a
+	// file shows as its node's path); whatever the kernel shows otherwise.
 	Device string
+	// Dev is the device number, "major:minor", when the table knows it:
+	// the identity of a block device whatever path it was mounted by.
+	Dev string
+	// FSType is the file system; "" or "devtmpfs" for a device node bound
+	// onto a file (a block volume).
+	FSType   string
+	ReadOnly bool
+}
+
+// fileSystem reports whether the entry is a file system rather than a
+// device node bound onto a file.
+func (e MountEntry) fileSystem() bool {
+	return e.FSType != "" && e.FSType != "devtmpfs"
 }
 
 // MountTable lists the host's mounts. It is the plugin's memory of what is
@@ -23,7 +41,9 @@ type MountTable interface {
 	Mounts() ([]MountEntry, error)
 }
 
-// mounterTable reads a mount.Interface's list.
+// mounterTable reads a mount.Interface's list (mount-utils' fake mounter
+// in tests). A bind mount of a mounted file system takes that file
+// system's type, as the kernel shows it.
 type mounterTable struct{ m mount.Interface }
 
 func (t mounterTable) Mounts() ([]MountEntry, error) {
@@ -31,17 +51,27 @@ func (t mounterTable) Mounts() ([]MountEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list mounts: %w", err)
 	}
+	fsOf := map[string]string{}
+	for _, mp := range mps {
+		if mp.Type != "" {
+			fsOf[mp.Device] = mp.Type
+		}
+	}
 	out := make([]MountEntry, 0, len(mps))
 	for _, mp := range mps {
-		out = append(out, MountEntry{Path: filepath.Clean(mp.Path), Device: mp.Device})
+		typ := mp.Type
+		if typ == "" {
+			typ = fsOf[mp.Device]
+		}
+		out = append(out, MountEntry{Path: filepath.Clean(mp.Path), Device: mp.Device, FSType: typ, ReadOnly: slices.Contains(mp.Opts, "ro")})
 	}
 	return out, nil
 }
 
 // ProcMountTable reads a mountinfo file (/proc/self/mountinfo). A device
 // node bind-mounted onto a file (block volumes) shows there as a devtmpfs
-// mount whose root is the node's name; it is reported as that /dev path,
-// which /proc/mounts could not tell.
+// mount whose root is the node's name; it is reported as that /dev path
+// with the node's device number, which /proc/mounts could not tell.
 type ProcMountTable struct {
 	Path   string // /proc/self/mountinfo
 	DevDir string // /dev
@@ -54,30 +84,87 @@ func (t ProcMountTable) Mounts() ([]MountEntry, error) {
 	}
 	out := make([]MountEntry, 0, len(infos))
 	for _, mi := range infos {
-		mi.MountPoint, mi.Source, mi.Root = nvme.UnescapeMountInfo(mi.MountPoint), nvme.UnescapeMountInfo(mi.Source), nvme.UnescapeMountInfo(mi.Root)
-		out = append(out, MountEntry{Path: filepath.Clean(mi.MountPoint), Device: deviceOfMountInfo(mi, t.DevDir)})
+		mi.MountPoint, mi.Source, mi.Root = kernel.UnescapeMountInfo(mi.MountPoint), kernel.UnescapeMountInfo(mi.Source), kernel.UnescapeMountInfo(mi.Root)
+		e := MountEntry{
+			Path:     filepath.Clean(mi.MountPoint),
+			Device:   mi.Source,
+			Dev:      fmt.Sprintf("%d:%d", mi.Major, mi.Minor),
+			FSType:   mi.FsType,
+			ReadOnly: slices.Contains(mi.MountOptions, "ro"),
+		}
+		if node, ok := deviceNodeOf(mi, t.DevDir); ok {
+			e.Device, e.Dev = node, deviceNumber(node)
+		}
+		out = append(out, e)
 	}
 	return out, nil
 }
 
-func deviceOfMountInfo(mi mount.MountInfo, devDir string) string {
+// deviceNodeOf returns the /dev path of a device node bind-mounted onto a
+// file: a devtmpfs mount whose root is one name.
+func deviceNodeOf(mi mount.MountInfo, devDir string) (string, bool) {
 	if mi.FsType == "devtmpfs" && mi.Root != "/" && !strings.Contains(strings.TrimPrefix(mi.Root, "/"), "/") {
-		return filepath.Join(devDir, strings.TrimPrefix(mi.Root, "/"))
+		return filepath.Join(devDir, strings.TrimPrefix(mi.Root, "/")), true
 	}
-	return mi.Source
+	return "", false
 }
 
-// mountsAt returns the devices mounted at path (stacked mounts give more).
-func mountsAt(entries []MountEntry, path string) []string {
+// deviceNumber is the "major:minor" of a block device node; "" when it is
+// gone or not a block device (then the path is all there is to go by).
+func deviceNumber(node string) string {
+	var st unix.Stat_t
+	if err := unix.Stat(node, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFBLK {
+		return ""
+	}
+	return fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+}
+
+// mountsAt returns the mounts at path (stacked mounts give more).
+func mountsAt(entries []MountEntry, path string) []MountEntry {
 	path = filepath.Clean(path)
-	var devs []string
+	var out []MountEntry
 	for _, e := range entries {
 		if e.Path == path {
-			devs = append(devs, e.Device)
+			out = append(out, e)
 		}
 	}
-	return devs
+	return out
 }
+
+// sameDevice reports whether e is a mount of ns: by device number where
+// both are known, else by device path.
+func sameDevice(e MountEntry, ns kernel.Namespace) bool {
+	if e.Dev != "" && ns.Dev != "" {
+		return e.Dev == ns.Dev
+	}
+	return filepath.Clean(e.Device) == filepath.Clean(ns.DevicePath)
+}
+
+// usersOf returns the mounts of any of nss.
+func usersOf(entries []MountEntry, nss ...kernel.Namespace) []MountEntry {
+	var out []MountEntry
+	for _, e := range entries {
+		for _, ns := range nss {
+			if sameDevice(e, ns) {
+				out = append(out, e)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// paths lists the entries' mount paths.
+func paths(entries []MountEntry) []string {
+	out := make([]string, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, e.Path)
+	}
+	return out
+}
+
+// isNotExist reports whether err says a path is gone.
+func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 
 // isNVMeDevice reports whether dev names an NVMe namespace block device.
 func isNVMeDevice(dev string) bool {

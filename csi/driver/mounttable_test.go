@@ -32,7 +32,7 @@ func TestProcMountTable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
-			if got := mountsAt(entries, tt.path); !slices.Equal(got, tt.want) {
+			if got := devices(mountsAt(entries, tt.path)); !slices.Equal(got, tt.want) {
 				t.Errorf("mountsAt(%s) = %q, want %q", tt.path, got, tt.want)
 			}
 		})
@@ -47,7 +47,7 @@ func TestProcMountTableDevDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := mountsAt(entries, "/tmp/csi/vol-block/staging/block"); !slices.Equal(got, []string{"/host/dev/nvme1n2"}) {
+	if got := devices(mountsAt(entries, "/tmp/csi/vol-block/staging/block")); !slices.Equal(got, []string{"/host/dev/nvme1n2"}) {
 		t.Errorf("block staging = %q, want the node under DevDir", got)
 	}
 }

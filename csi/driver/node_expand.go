@@ -2,62 +2,73 @@ package driver
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // NodeExpandVolume grows the file system at volume_path online to the
 // namespace's current size, which sysfs reads afresh. The namespace itself
 // is grown on the target; a request beyond its size is OutOfRange.
 func (d *Driver) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolumeRequest) (*csi.NodeExpandVolumeResponse, error) {
+	size, err := d.expandVolume(ctx, req)
+	if err != nil {
+		return nil, toStatus(err, fmt.Sprintf("expand volume %s at %s", req.GetVolumeId(), req.GetVolumePath()))
+	}
+	return &csi.NodeExpandVolumeResponse{CapacityBytes: size}, nil
+}
+
+func (d *Driver) expandVolume(ctx context.Context, req *csi.NodeExpandVolumeRequest) (int64, error) {
 	id, path := req.GetVolumeId(), req.GetVolumePath()
 	if err := requireArgs("volume_id", id, "volume_path", path); err != nil {
-		return nil, err
+		return 0, err
 	}
 	if req.GetVolumeCapability() != nil {
 		if _, err := parseCapability(req.GetVolumeCapability()); err != nil {
-			return nil, status.Error(codes.InvalidArgument, err.Error())
+			return 0, invalid("%v", err)
 		}
 	}
-	if err := d.volumes.acquire(id); err != nil {
-		return nil, err
+	o, err := d.begin(ctx, id)
+	if err != nil {
+		return 0, err
 	}
-	defer d.volumes.release(id)
-	if err := ctxStatus(ctx); err != nil {
-		return nil, err
-	}
+	defer o.end()
 	if recs, err := d.volumeRecords(id); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+		return 0, err
 	} else if len(recs) == 0 {
-		return nil, status.Errorf(codes.NotFound, "volume %s is not staged on this node", id)
+		return 0, notFound("volume %s is not staged on this node", id)
 	}
 	info, err := os.Stat(path)
 	if err != nil {
-		return nil, status.Errorf(codes.NotFound, "volume path %s: %v", path, err)
+		return 0, notFound("volume path %s: %v", path, err)
 	}
 	entries, err := d.mounts.Mounts()
 	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+		return 0, err
 	}
-	devs := mountsAt(entries, path)
-	if len(devs) == 0 {
-		return nil, status.Errorf(codes.FailedPrecondition, "nothing is mounted at %s", path)
+	at := mountsAt(entries, path)
+	if len(at) == 0 {
+		return 0, precondition("nothing is mounted at %s", path)
 	}
-	ns, _, err := d.cfg.Connector.NamespaceOf(devs[0])
+	ns, _, err := d.cfg.Connector.NamespaceOf(at[0].Device)
 	if err != nil {
-		return nil, toStatus(err, "read the namespace size of "+devs[0])
+		return 0, fmt.Errorf("read the namespace size of %s: %w", at[0].Device, err)
 	}
 	if want := req.GetCapacityRange().GetRequiredBytes(); want > ns.SizeBytes {
-		return nil, status.Errorf(codes.OutOfRange, "namespace %s is %d bytes, less than the %d requested: grow it on the target first", ns.Name, ns.SizeBytes, want)
+		return 0, fail(outOfRange, "namespace %s is %d bytes, less than the %d requested: grow it on the target first", ns.Name, ns.SizeBytes, want)
 	}
 	if info.IsDir() {
-		if _, err := d.resizer.Resize(devs[0], path); err != nil {
-			return nil, status.Errorf(codes.Internal, "grow the file system on %s: %v", devs[0], err)
+		err := o.finish("growing the file system on "+at[0].Device, mountBound, func(context.Context) error {
+			if _, err := d.resizer.Resize(at[0].Device, path); err != nil {
+				return fmt.Errorf("grow the file system on %s: %w", at[0].Device, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
 		}
 	}
-	d.log.Info("expanded", "volume_id", id, "device", devs[0], "bytes", ns.SizeBytes)
-	return &csi.NodeExpandVolumeResponse{CapacityBytes: ns.SizeBytes}, nil
+	d.log.Info("expanded", "volume_id", id, "device", at[0].Device, "bytes", ns.SizeBytes)
+	return ns.SizeBytes, nil
 }

@@ -7,10 +7,8 @@ import (
 	"strings"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
-	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // Reasons of health entries: CamelCase, for machines and short displays.
@@ -30,21 +28,22 @@ const (
 func (d *Driver) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolumeHealthRequest) (*csi.NodeGetVolumeHealthResponse, error) {
 	id := req.GetVolumeId()
 	if err := requireArgs("volume_id", id); err != nil {
-		return nil, err
+		return nil, toStatus(err, "volume health")
 	}
-	if err := ctxStatus(ctx); err != nil {
-		return nil, err
+	what := "health of volume " + id
+	if err := ctx.Err(); err != nil {
+		return nil, toStatus(err, what)
 	}
 	recs, err := d.volumeRecords(id)
 	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+		return nil, toStatus(err, what)
 	}
 	if len(recs) == 0 {
-		return nil, status.Errorf(codes.NotFound, "volume %s is not staged on this node", id)
+		return nil, toStatus(notFound("volume %s is not staged on this node", id), what)
 	}
 	entries, err := d.mounts.Mounts()
 	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+		return nil, toStatus(err, what)
 	}
 	var paths []string
 	block := false
@@ -71,7 +70,7 @@ func (d *Driver) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolume
 }
 
 // stagedPath is where a stage's mount is: the directory, or its block file.
-func stagedPath(r volumeRecord) string {
+func stagedPath(r stageRecord) string {
 	if r.Block {
 		return blockStagingFile(r.StagingPath)
 	}
@@ -82,8 +81,8 @@ func stagedPath(r volumeRecord) string {
 // is a device node bound onto a file, with no file system to probe: only
 // its controller is asked about.
 func (d *Driver) pathHealth(entries []MountEntry, path string, block bool) []*csi.VolumeHealth_VolumeHealthEntry {
-	devs := mountsAt(entries, path)
-	if len(devs) == 0 {
+	at := mountsAt(entries, path)
+	if len(at) == 0 {
 		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, reasonNotMounted,
 			fmt.Sprintf("nothing is mounted at %s: stage (or publish) the volume again", path))}
 	}
@@ -91,37 +90,37 @@ func (d *Driver) pathHealth(entries []MountEntry, path string, block bool) []*cs
 	if block {
 		fsPath = ""
 	}
-	h, err := d.deviceHealth(devs[0], fsPath)
+	h, err := d.deviceHealth(at[0].Device, fsPath)
 	if err != nil {
 		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, reasonDeviceGone,
-			fmt.Sprintf("device %s mounted at %s is gone (its controller was deleted, e.g. after ctrl_loss_tmo): unstage and stage the volume again", devs[0], path))}
+			fmt.Sprintf("device %s mounted at %s is gone (its controller was deleted, e.g. after ctrl_loss_tmo): unstage and stage the volume again", at[0].Device, path))}
 	}
 	return healthEntries(h)
 }
 
 // deviceHealth asks the connector about a mounted namespace device and
 // the file system mounted at fsPath ("" for a block volume).
-func (d *Driver) deviceHealth(device, fsPath string) (nvme.Health, error) {
+func (d *Driver) deviceHealth(device, fsPath string) (kernel.Health, error) {
 	ns, ctrls, err := d.cfg.Connector.NamespaceOf(device)
 	if err != nil {
-		return nvme.Health{}, fmt.Errorf("device %s: %w", device, err)
+		return kernel.Health{}, fmt.Errorf("device %s: %w", device, err)
 	}
 	if len(ctrls) == 0 {
-		return nvme.Health{}, fmt.Errorf("device %s has no controller", device)
+		return kernel.Health{}, fmt.Errorf("device %s has no controller", device)
 	}
 	h, err := d.cfg.Connector.Health(ctrls[0], ns, fsPath)
 	if err != nil {
-		return nvme.Health{Message: fmt.Sprintf("cannot read the health of %s: %v", device, err)}, nil
+		return kernel.Health{Message: fmt.Sprintf("cannot read the health of %s: %v", device, err)}, nil
 	}
 	return h, nil
 }
 
-func healthEntries(h nvme.Health) []*csi.VolumeHealth_VolumeHealthEntry {
+func healthEntries(h kernel.Health) []*csi.VolumeHealth_VolumeHealthEntry {
 	if h.Healthy() {
 		return nil
 	}
 	switch {
-	case h.ControllerState != nvme.StateLive && h.ControllerState != "":
+	case h.ControllerState != kernel.StateLive && h.ControllerState != "":
 		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, reasonControllerDown, h.Message)}
 	case h.ControllerState == "":
 		return []*csi.VolumeHealth_VolumeHealthEntry{unhealthy(csi.VolumeHealthErrorType_INACCESSIBLE, reasonDeviceGone, h.Message)}
@@ -138,17 +137,17 @@ func unhealthy(t csi.VolumeHealthErrorType, reason, msg string) *csi.VolumeHealt
 // NodeGetStorageHealth reports every controller of this node that is not
 // live: its target is unreachable from here.
 func (d *Driver) NodeGetStorageHealth(ctx context.Context, _ *csi.NodeGetStorageHealthRequest) (*csi.NodeGetStorageHealthResponse, error) {
-	if err := ctxStatus(ctx); err != nil {
-		return nil, err
+	if err := ctx.Err(); err != nil {
+		return nil, toStatus(err, "storage health")
 	}
 	ctrls, err := d.cfg.Connector.Controllers()
 	if err != nil {
-		return nil, toStatus(err, "list controllers")
+		return nil, toStatus(err, "storage health: list controllers")
 	}
 	// One entry for all: the spec allows one per (status, reason).
 	var down []string
 	for _, c := range ctrls {
-		if c.State != nvme.StateLive {
+		if c.State != kernel.StateLive {
 			down = append(down, fmt.Sprintf("controller %s to %s at %s:%s is %s", c.Name, c.Subsystem, c.TrAddr, c.TrSvcID, c.State))
 		}
 	}

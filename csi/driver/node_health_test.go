@@ -13,7 +13,7 @@ import (
 
 	"github.com/nvmeof/nvmeof/csi/driver"
 	"github.com/nvmeof/nvmeof/csi/internal/fakeconnector"
-	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // healthPaths records the mount paths the driver asks the connector to
@@ -24,7 +24,7 @@ type healthPaths struct {
 	paths map[string][]string
 }
 
-func (c *healthPaths) Health(ctrl nvme.Controller, ns nvme.Namespace, mountPath string) (nvme.Health, error) {
+func (c *healthPaths) Health(ctrl kernel.Controller, ns kernel.Namespace, mountPath string) (kernel.Health, error) {
 	c.mu.Lock()
 	c.paths[ns.Name] = append(c.paths[ns.Name], mountPath)
 	c.mu.Unlock()

@@ -2,14 +2,11 @@ package driver
 
 import (
 	"context"
-	"errors"
-	"io/fs"
+	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	mount "k8s.io/mount-utils"
 )
 
@@ -17,106 +14,179 @@ import (
 // staging directory for a file system, the device node onto a file for
 // block. The target is created here, as Nomad expects.
 func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
+	if err := d.publishVolume(ctx, req); err != nil {
+		return nil, toStatus(err, fmt.Sprintf("publish volume %s at %s", req.GetVolumeId(), req.GetTargetPath()))
+	}
+	return &csi.NodePublishVolumeResponse{}, nil
+}
+
+func (d *Driver) publishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) error {
 	id, staging, target := req.GetVolumeId(), req.GetStagingTargetPath(), req.GetTargetPath()
-	switch {
-	case id == "":
-		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
-	case staging == "":
-		return nil, status.Error(codes.InvalidArgument, "staging_target_path is required: the plugin stages volumes")
-	case target == "":
-		return nil, status.Error(codes.InvalidArgument, "target_path is required")
+	if err := requireArgs("volume_id", id, "staging_target_path", staging, "target_path", target); err != nil {
+		return err
 	}
 	mode, err := parseCapability(req.GetVolumeCapability())
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return invalid("%v", err)
 	}
-	if mode.block && (req.GetReadonly() || mode.readOnly) {
+	readOnly := req.GetReadonly() || mode.readOnly
+	if mode.block && readOnly {
 		// The kernel enforces a read-only mount on files and directories
 		// reached through it, never on a device node: writes to the node
 		// go straight to the block device.
-		return nil, status.Error(codes.InvalidArgument, "a read-only bind mount does not stop writes to a device node; read-only block volumes are not supported")
+		return invalid("a read-only bind mount does not stop writes to a device node; read-only block volumes are not supported")
 	}
-	if err := d.volumes.acquire(id); err != nil {
-		return nil, err
+	o, err := d.begin(ctx, id)
+	if err != nil {
+		return err
 	}
-	defer d.volumes.release(id)
-	if err := ctxStatus(ctx); err != nil {
-		return nil, err
-	}
+	defer o.end()
 
+	rec, ok, err := d.state.stage(id, staging)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return precondition("volume %s is not staged at %s: call NodeStageVolume first", id, staging)
+	}
 	entries, err := d.mounts.Mounts()
 	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+		return err
 	}
-	source := filepath.Clean(staging)
-	if mode.block {
-		source = blockStagingFile(staging)
-	}
-	staged := mountsAt(entries, source)
+	staged := mountsAt(entries, stagedPath(rec))
 	if len(staged) == 0 {
-		return nil, status.Errorf(codes.FailedPrecondition, "volume %s is not staged at %s: call NodeStageVolume first", id, staging)
+		return precondition("volume %s is recorded as staged at %s, but nothing is mounted there: stage it again", id, staging)
 	}
-	device := staged[0]
-	if published := mountsAt(entries, target); len(published) > 0 {
-		if published[0] != device {
-			return nil, status.Errorf(codes.AlreadyExists, "target path %s already holds %s, not volume %s", target, published[0], id)
-		}
-		return &csi.NodePublishVolumeResponse{}, nil
+	if err := d.checkMountedNamespace(staged[0], rec); err != nil {
+		return err
+	}
+	if rec.Block != mode.block {
+		return precondition("volume %s is staged at %s as %s, and the publish asks for %s", id, staging, accessType(rec.Block), accessType(mode.block))
+	}
+	if rec.ReadOnly && !readOnly {
+		return precondition("volume %s is staged read-only at %s; a writable publish cannot come from it", id, staging)
+	}
+	want := publishRecord{VolumeID: id, StagingPath: rec.StagingPath, TargetPath: filepath.Clean(target), Block: mode.block, ReadOnly: readOnly}
+	if at := mountsAt(entries, target); len(at) > 0 {
+		return d.alreadyPublished(want, at[0], staged[0])
 	}
 
-	opts := []string{"bind"}
-	if req.GetReadonly() || mode.readOnly {
+	source, opts := rec.StagingPath, []string{"bind"}
+	if readOnly {
 		opts = append(opts, "ro") // a file system only: read-only block is refused above
 	}
 	if mode.block {
+		source = staged[0].Device
 		if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
-			return nil, status.Errorf(codes.Internal, "create target parent: %v", err)
+			return fmt.Errorf("create target parent: %w", err)
 		}
 		if err := createFile(target); err != nil {
-			return nil, status.Errorf(codes.Internal, "create target file: %v", err)
+			return fmt.Errorf("create target file: %w", err)
 		}
-		source = device
 	} else {
 		opts = append(opts, mode.mountFlags...)
 		if err := os.MkdirAll(target, 0o750); err != nil {
-			return nil, status.Errorf(codes.Internal, "create target path: %v", err)
+			return fmt.Errorf("create target path: %w", err)
 		}
 	}
-	if err := d.cfg.Mounter.Mount(source, target, "", opts); err != nil {
-		return nil, status.Errorf(codes.Internal, "bind %s at %s: %v", source, target, err)
+	if err := d.state.putPublish(want); err != nil {
+		return err
 	}
-	d.log.Info("published", "volume_id", id, "target", target, "read_only", req.GetReadonly() || mode.readOnly)
-	return &csi.NodePublishVolumeResponse{}, nil
+	return o.finish("binding "+source+" at "+target, releaseTimeout, func(context.Context) error {
+		if err := d.cfg.Mounter.Mount(source, target, "", opts); err != nil {
+			if derr := d.state.deletePublish(target); derr != nil {
+				d.log.Error("could not remove the record of a failed publish", "volume_id", id, "target", target, "error", derr)
+			}
+			return fmt.Errorf("bind %s at %s: %w", source, target, err)
+		}
+		d.log.Info("published", "volume_id", id, "target", target, "read_only", readOnly)
+		return nil
+	})
+}
+
+// alreadyPublished answers a publish whose target is mounted already: OK
+// when it is this volume's, from this stage, the same way; AlreadyExists
+// otherwise.
+func (d *Driver) alreadyPublished(want publishRecord, at, staged MountEntry) error {
+	rec, ok, err := d.state.publish(want.TargetPath)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !sameMount(at, staged):
+		return conflict("target path %s already holds %s, not volume %s", want.TargetPath, at.Device, want.VolumeID)
+	case !ok:
+		return conflict("target path %s already holds the device of volume %s, but this plugin did not publish it there", want.TargetPath, want.VolumeID)
+	case rec.VolumeID != want.VolumeID || rec.StagingPath != want.StagingPath:
+		return conflict("target path %s is volume %s's, published from %s", want.TargetPath, rec.VolumeID, rec.StagingPath)
+	case rec.Block != want.Block:
+		return conflict("volume %s is published at %s as %s, not %s", want.VolumeID, want.TargetPath, accessType(rec.Block), accessType(want.Block))
+	case rec.ReadOnly != want.ReadOnly || at.ReadOnly != want.ReadOnly && at.fileSystem():
+		return conflict("volume %s is published at %s %s; the request asks for it %s", want.VolumeID, want.TargetPath, rw(rec.ReadOnly), rw(want.ReadOnly))
+	}
+	return nil
+}
+
+func accessType(block bool) string {
+	if block {
+		return "a block device"
+	}
+	return "a file system"
+}
+
+func rw(readOnly bool) string {
+	if readOnly {
+		return "read-only"
+	}
+	return "read-write"
 }
 
 // NodeUnpublishVolume unmounts the target and removes it: Nomad unstages
 // only after the target is gone. A target already gone is success.
 func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
+	if err := d.unpublishVolume(ctx, req); err != nil {
+		return nil, toStatus(err, fmt.Sprintf("unpublish volume %s at %s", req.GetVolumeId(), req.GetTargetPath()))
+	}
+	return &csi.NodeUnpublishVolumeResponse{}, nil
+}
+
+func (d *Driver) unpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) error {
 	id, target := req.GetVolumeId(), req.GetTargetPath()
 	if err := requireArgs("volume_id", id, "target_path", target); err != nil {
-		return nil, err
+		return err
 	}
-	if err := d.volumes.acquire(id); err != nil {
-		return nil, err
+	o, err := d.begin(ctx, id)
+	if err != nil {
+		return err
 	}
-	defer d.volumes.release(id)
-	if err := ctxStatus(ctx); err != nil {
-		return nil, err
+	defer o.end()
+	rec, ok, err := d.state.publish(target)
+	if err != nil {
+		return err
+	}
+	if ok && rec.VolumeID != id {
+		return precondition("target path %s is volume %s's, not %s: not unmounting it", target, rec.VolumeID, id)
 	}
 	entries, err := d.mounts.Mounts()
 	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+		return err
 	}
-	for range mountsAt(entries, target) {
-		if err := d.cfg.Mounter.Unmount(target); err != nil {
-			return nil, status.Errorf(codes.Internal, "unmount %s: %v", target, err)
+	at := mountsAt(entries, target)
+	return o.finish("unmounting "+target, releaseTimeout, func(context.Context) error {
+		for range at {
+			if err := d.cfg.Mounter.Unmount(target); err != nil {
+				return fmt.Errorf("unmount %s: %w", target, err)
+			}
 		}
-	}
-	if err := os.Remove(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, status.Errorf(codes.Internal, "remove target %s: %v", target, err)
-	}
-	d.log.Info("unpublished", "volume_id", id, "target", target)
-	return &csi.NodeUnpublishVolumeResponse{}, nil
+		if err := os.Remove(target); err != nil && !isNotExist(err) {
+			return fmt.Errorf("remove target %s: %w", target, err)
+		}
+		if err := d.state.deletePublish(target); err != nil {
+			return err
+		}
+		d.log.Info("unpublished", "volume_id", id, "target", target)
+		return nil
+	})
 }
 
 // pathExists tells a missing path (false, nil) from one we cannot look at.

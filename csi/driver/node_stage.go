@@ -4,269 +4,336 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
+// mountBound bounds a format and mount that runs on after its caller left:
+// mkfs of a large namespace takes minutes, and cannot be stopped halfway.
+const mountBound = 30 * time.Minute
+
 // NodeStageVolume connects the subsystem, finds the namespace, and mounts
-// it at the staging path (formatting it only when blank), or for block
-// volumes bind-mounts the device node there.
+// it at the staging path (formatting it only when it is blank and nothing
+// uses it), or for block volumes binds the device node there.
 func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
-	id, staging := req.GetVolumeId(), req.GetStagingTargetPath()
-	if err := requireArgs("volume_id", id, "staging_target_path", staging); err != nil {
-		return nil, err
+	if err := d.stageVolume(ctx, req); err != nil {
+		return nil, toStatus(err, fmt.Sprintf("stage volume %s at %s", req.GetVolumeId(), req.GetStagingTargetPath()))
 	}
-	mode, err := parseCapability(req.GetVolumeCapability())
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	vol, err := nvme.ParseVolumeContext(req.GetVolumeContext())
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, "volume_context: "+err.Error())
-	}
-	auth, err := nvme.ParseSecrets(req.GetSecrets())
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, "secrets: "+err.Error())
-	}
-	if err := d.volumes.acquire(id); err != nil {
-		return nil, err
-	}
-	defer d.volumes.release(id)
-	log := d.log.With("volume_id", id, "nqn", vol.Target.NQN, "namespace", vol.Namespace.String())
-
-	// Key the target as sysfs will show it: a host name resolved, the
-	// address canonical. Unstage rebuilds the key from sysfs, and the two
-	// must meet, or the controller leaks and the target lock splits in two.
-	target, err := d.cfg.Connector.ResolveTarget(ctx, vol.Target)
-	if err != nil {
-		return nil, toStatus(err, "resolve traddr "+vol.Target.TrAddr)
-	}
-	conn := nvme.Connection{Host: d.cfg.Host, Target: target, Config: vol.Config, Auth: auth}
-	key := connectionKey(target, d.cfg.Host)
-	unlock := sync.OnceFunc(d.targets.shared(key))
-	defer unlock()
-
-	if err := d.checkSharedConfig(id, key, conn.Config); err != nil {
-		return nil, err
-	}
-	ctrl, err := d.connect(ctx, log, key, conn)
-	if err != nil {
-		return nil, toStatus(err, fmt.Sprintf("connect %s at %s:%s", vol.Target.NQN, vol.Target.TrAddr, vol.Target.TrSvcID))
-	}
-	staged := false
-	defer func() {
-		if !staged {
-			unlock() // releaseController takes the target's lock alone
-			d.releaseAfterFailedStage(ctx, log, ctrl)
-		}
-	}()
-	ns, err := d.cfg.Connector.Resolve(ctx, ctrl, vol.Namespace)
-	if err != nil {
-		return nil, toStatus(err, fmt.Sprintf("find namespace %s of %s on %s", vol.Namespace, vol.Target.NQN, ctrl.Name))
-	}
-	log.Debug("namespace resolved", "device", ns.DevicePath, "controller", ctrl.Name)
-	if err := ctxStatus(ctx); err != nil {
-		return nil, err
-	}
-	if err := d.state.putVolume(volumeRecord{VolumeID: id, StagingPath: staging, Key: key, Block: mode.block}); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	if mode.block {
-		err = d.stageBlock(ns, staging)
-	} else {
-		err = d.ensureReadable(conn, ns)
-		if err == nil {
-			err = d.stageFilesystem(ns, staging, mode)
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	staged = true
-	log.Info("staged", "device", ns.DevicePath, "controller", ctrl.Name, "block", mode.block)
 	return &csi.NodeStageVolumeResponse{}, nil
 }
 
-// releaseAfterFailedStage disconnects the controller a failed stage
-// connected, unless something else uses it: a refused namespace (wrong
-// uuid) must not leave a controller behind that no unstage will ever
-// release. The stage's own error is what the caller needs, so a failure
-// here is only logged.
-func (d *Driver) releaseAfterFailedStage(ctx context.Context, log hclog.Logger, ctrl nvme.Controller) {
+// stageVolume follows the handlers' rhythm: check the arguments, take the
+// volume's lock, look at what is real (mount table, records), answer OK
+// when it is done already and an error when it conflicts, then act and
+// record.
+func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) error {
+	id, staging := req.GetVolumeId(), req.GetStagingTargetPath()
+	if err := requireArgs("volume_id", id, "staging_target_path", staging); err != nil {
+		return err
+	}
+	mode, err := parseCapability(req.GetVolumeCapability())
+	if err != nil {
+		return invalid("%v", err)
+	}
+	vol, err := nvme.ParseVolumeContext(req.GetVolumeContext())
+	if err != nil {
+		return fmt.Errorf("volume_context: %w", err)
+	}
+	auth, err := nvme.ParseSecrets(req.GetSecrets())
+	if err != nil {
+		return fmt.Errorf("secrets: %w", err)
+	}
+	o, err := d.begin(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer o.end()
+	ctx = o.ctx
+	log := d.log.With("volume_id", id, "nqn", vol.Target.NQN, "namespace", vol.Namespace.String())
+
+	// Key the target as sysfs will show it: a host name resolved, the
+	// address canonical. Unstage finds the controller by the same key.
+	target, err := d.cfg.Connector.ResolveTarget(ctx, vol.Target)
+	if err != nil {
+		return fmt.Errorf("resolve traddr %s: %w", nvme.Truncate(vol.Target.TrAddr), err)
+	}
+	conn, err := nvme.Connection{Host: d.cfg.Host, Target: target, Config: vol.Config, Auth: auth}.Valid()
+	if err != nil {
+		return err
+	}
+	want := stageRecord{
+		VolumeID: id, StagingPath: filepath.Clean(staging), Key: connectionKey(target, d.cfg.Host), Block: mode.block,
+		Target: target, Namespace: vol.Namespace, Config: vol.Config,
+		FSType: mode.fsType, MountFlags: mode.mountFlags, ReadOnly: mode.readOnly,
+	}
+	if done, err := d.alreadyStaged(want); done || err != nil {
+		if done {
+			log.Debug("already staged")
+		}
+		return err
+	}
+
+	ctrl, c, err := d.claimController(ctx, log, conn, want)
+	if err != nil {
+		return err
+	}
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			d.undoStage(ctx, log, want, c, ctrl, false)
+		}
+	}()
+	ns, err := d.resolve(ctx, ctrl, vol)
+	if err != nil {
+		return err
+	}
+	log = log.With("device", ns.DevicePath, "controller", ctrl.Name)
+	log.Debug("namespace resolved")
+	plan, err := d.planStage(ctx, want, vol.FormatPolicy.OrDefault(), conn, ns)
+	if err != nil {
+		return err
+	}
+	if err := d.state.putStage(want); err != nil {
+		return err
+	}
+	handedOver = true
+	return o.finish(plan.what(ns, staging), mountBound, func(ctx context.Context) error {
+		if err := d.mountStage(want, ns, plan); err != nil {
+			d.undoStage(ctx, log, want, c, ctrl, true)
+			return err
+		}
+		if err := d.dropClaim(ctx, want.Key, c); err != nil {
+			log.Warn("could not drop the stage's claim on its controller", "error", err)
+		}
+		log.Info("staged", "block", want.Block, "plan", plan.String())
+		if plan.format || plan.kind == planBlock {
+			// The format is done and mounted, or the namespace is a raw
+			// block device now: no half-written file system to finish.
+			if err := d.state.deleteFormat(ns); err != nil {
+				log.Warn("could not remove the format record", "error", err)
+			}
+		}
+		return nil
+	})
+}
+
+// resolve waits for the volume's namespace on ctrl. The kernel scans
+// namespaces within milliseconds of a connect; one that has not appeared
+// after NamespaceTimeout is not on the target (for this host).
+func (d *Driver) resolve(ctx context.Context, ctrl kernel.Controller, vol nvme.Volume) (kernel.Namespace, error) {
+	rctx, cancel := context.WithTimeout(ctx, d.cfg.NamespaceTimeout)
+	defer cancel()
+	ns, err := d.cfg.Connector.Resolve(rctx, ctrl, vol.Namespace)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return kernel.Namespace{}, notFound("namespace %s of %s did not appear on %s within %v: the target has no such namespace, or does not show it to this host", vol.Namespace, vol.Target.NQN, ctrl.Name, d.cfg.NamespaceTimeout)
+	}
+	if err != nil {
+		return kernel.Namespace{}, fmt.Errorf("find namespace %s of %s on %s: %w", vol.Namespace, vol.Target.NQN, ctrl.Name, err)
+	}
+	return ns, nil
+}
+
+// undoStage takes back what a failed stage did: its record (when it wrote
+// one), its claim, and the controller when the plugin created it and
+// nothing else uses it. It runs after the caller may have gone; the
+// stage's own error is what the caller needs, so failures are only logged.
+func (d *Driver) undoStage(ctx context.Context, log hclog.Logger, want stageRecord, c *claim, ctrl kernel.Controller, recorded bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
-	if err := d.releaseController(ctx, log, ctrl); err != nil {
+	if recorded {
+		if err := d.state.deleteStage(want.VolumeID, want.StagingPath); err != nil {
+			log.Error("could not remove the record of a failed stage", "error", err)
+		}
+	}
+	held, err := d.keys.lock(ctx, want.Key)
+	if err != nil {
+		log.Error("could not release the controller of a failed stage", "controller", ctrl.Name, "error", err)
+		return
+	}
+	defer held.unlock()
+	held.dropClaim(c)
+	if err := d.releaseLocked(ctx, log, held, ctrl); err != nil {
 		log.Warn("could not release the controller of a failed stage", "controller", ctrl.Name, "error", err)
 	}
 }
 
-// checkSharedConfig refuses a stage whose reconnection parameters differ
-// from those of the volumes already staged on the same controller. The
-// kernel keeps one set per controller, and volumes of one subsystem share
-// it: going ahead would silently change theirs (a ctrl_loss_tmo of 5 under
-// a volume that asked for -1 turns its file system read-only after a
-// 6-second outage).
-func (d *Driver) checkSharedConfig(id, key string, want nvme.ConnectionConfig) error {
-	vols, err := d.state.volumes()
+// alreadyStaged looks at the staging path. Nothing mounted there: not
+// staged (false). This volume's namespace staged there with the same
+// settings: done (true), whatever state its controller is in, so a repeat
+// during an outage is answered OK. Anything else is an error that says
+// what is there.
+func (d *Driver) alreadyStaged(want stageRecord) (bool, error) {
+	entries, err := d.mounts.Mounts()
 	if err != nil {
-		return status.Error(codes.Internal, err.Error())
+		return false, err
 	}
-	var others []string
-	for _, v := range vols {
-		if v.Key == key && v.VolumeID != id && !slices.Contains(others, v.VolumeID) {
-			others = append(others, v.VolumeID)
-		}
+	fsAt := mountsAt(entries, want.StagingPath)
+	blockAt := mountsAt(entries, blockStagingFile(want.StagingPath))
+	switch {
+	case want.Block && len(fsAt) > 0:
+		return false, conflict("staging path %s holds a file system (%s); the volume is staged as a mount there, not as a block device", want.StagingPath, fsAt[0].Device)
+	case !want.Block && len(blockAt) > 0:
+		return false, conflict("staging path %s holds the block device %s; the volume is staged as a block device there, not as a file system", want.StagingPath, blockAt[0].Device)
 	}
-	if len(others) == 0 {
-		return nil
+	at := fsAt
+	if want.Block {
+		at = blockAt
 	}
-	rec, ok, err := d.state.controller(key)
+	if len(at) == 0 {
+		return false, nil
+	}
+	rec, ok, err := d.state.stage(want.VolumeID, want.StagingPath)
 	if err != nil {
-		return status.Error(codes.Internal, err.Error())
+		return false, err
 	}
 	if !ok {
-		return nil
+		return false, precondition("staging path %s already holds %s, which this plugin did not stage there for volume %s", want.StagingPath, at[0].Device, want.VolumeID)
 	}
-	if diff := rec.Config.Diff(want); len(diff) > 0 {
-		return status.Errorf(codes.FailedPrecondition,
-			"volume %s shares its NVMe controller with staged volume(s) %s, and the kernel keeps one set of connection parameters per controller (staged -> requested): %s; give every volume of subsystem %s the same values",
-			id, strings.Join(others, ", "), strings.Join(diff, ", "), rec.Target.NQN)
+	if err := d.checkMountedNamespace(at[0], rec); err != nil {
+		return false, err
+	}
+	if diff := rec.differences(want); len(diff) > 0 {
+		return false, conflict("volume %s is already staged at %s with other settings (staged -> requested): %s", want.VolumeID, want.StagingPath, strings.Join(diff, ", "))
+	}
+	return true, nil
+}
+
+// checkMountedNamespace checks that the device mounted for rec is still
+// rec's namespace: a stage record alone never proves what is mounted.
+func (d *Driver) checkMountedNamespace(e MountEntry, rec stageRecord) error {
+	ns, _, err := d.cfg.Connector.NamespaceOf(e.Device)
+	if err != nil {
+		if _, serr := os.Stat(e.Device); isNotExist(serr) {
+			return precondition("volume %s is staged at %s, but its device %s is gone (its controller was deleted, e.g. after ctrl_loss_tmo): unstage it and stage it again", rec.VolumeID, rec.StagingPath, e.Device)
+		}
+		return fmt.Errorf("look up the namespace mounted at %s: %w", e.Path, err)
+	}
+	if ns.Subsystem != rec.Target.NQN || !selectorMatches(rec.Namespace, ns) {
+		return conflict("staging path %s holds namespace %d of %s (%s), not %s of %s", rec.StagingPath, ns.NSID, ns.Subsystem, ns.Name, rec.Namespace, rec.Target.NQN)
 	}
 	return nil
 }
 
-// releaseTimeout bounds the clean-up of a failed stage, which runs even
-// when the caller has gone.
-const releaseTimeout = 30 * time.Second
-
-// connect returns the controller for conn, coalescing concurrent stages of
-// one subsystem into a single connect. Before a connect that creates a
-// controller, a record says so, so that a plugin killed right after the
-// kernel made it still owns it on restart.
-func (d *Driver) connect(ctx context.Context, log hclog.Logger, key string, conn nvme.Connection) (nvme.Controller, error) {
-	res := d.connects.do(ctx, key, func(ctx context.Context) connectResult {
-		rec, haveRec, err := d.state.controller(key)
-		if err != nil {
-			return connectResult{err: err}
-		}
-		existing, found, err := d.cfg.Connector.Find(conn)
-		if err != nil {
-			return connectResult{err: fmt.Errorf("look for a controller: %w", err)}
-		}
-		next := controllerRecord{Key: key, Target: conn.Target, Config: conn.Config}
-		switch {
-		case !found:
-			next.Created = true // written before the connect: see controllerRecord
-		case haveRec && rec.owns(existing):
-			next.Created, next.Name, next.CntlID = true, existing.Name, existing.CntlID
-		}
-		if err := d.state.putController(next); err != nil {
-			return connectResult{err: err}
-		}
-		ctrl, err := d.cfg.Connector.Connect(ctx, conn)
-		if err != nil {
-			return connectResult{err: err}
-		}
-		if !found {
-			next.Name, next.CntlID = ctrl.Name, ctrl.CntlID
-			if err := d.state.putController(next); err != nil {
-				return connectResult{err: err}
-			}
-			log.Info("connected", "controller", ctrl.Name)
-		}
-		return connectResult{ctrl: ctrl}
-	})
-	return res.ctrl, res.err
+// selectorMatches reports whether ns is the namespace sel names.
+func selectorMatches(sel nvme.NamespaceSelector, ns kernel.Namespace) bool {
+	return (sel.NSID == 0 || sel.NSID == ns.NSID) && (sel.UUID == "" || sel.UUID == ns.UUID) && (sel.NGUID == "" || sel.NGUID == ns.NGUID)
 }
 
-// ensureReadable runs right before the blank check that decides whether to
-// format. blkid reports "nothing found" for an I/O error too, so a device
-// that cannot be read at this moment (a controller reconnecting, I/O failed
-// by fast_io_fail_tmo) would look blank and be formatted. The controller
-// must be live and the device's first blocks must read.
-func (d *Driver) ensureReadable(conn nvme.Connection, ns nvme.Namespace) error {
-	ctrl, found, err := d.cfg.Connector.Find(conn)
-	if err != nil {
-		return toStatus(err, "look up the controller of "+ns.DevicePath)
+// differences lists how a request differs from the stage on record, each
+// as "setting staged -> requested".
+func (r stageRecord) differences(want stageRecord) []string {
+	var out []string
+	add := func(what, staged, requested string) {
+		if staged != requested {
+			out = append(out, fmt.Sprintf("%s %s -> %s", what, staged, requested))
+		}
 	}
-	if !found || ctrl.State != nvme.StateLive {
-		return status.Errorf(codes.Unavailable, "the controller of %s is %q, not live: not deciding whether the device is blank until it is", ns.DevicePath, ctrl.State)
+	kind := func(block bool) string {
+		if block {
+			return "block"
+		}
+		return "mount"
 	}
-	f, err := os.Open(ns.DevicePath)
-	if err != nil {
-		return status.Errorf(codes.Unavailable, "open %s before the blank check: %v", ns.DevicePath, err)
+	add("access type", kind(r.Block), kind(want.Block))
+	add("target", targetString(r.Target), targetString(want.Target))
+	add("namespace", r.Namespace.String(), want.Namespace.String())
+	add("fs_type", orNone(r.FSType), orNone(want.FSType))
+	add("read-only", fmt.Sprint(r.ReadOnly), fmt.Sprint(want.ReadOnly))
+	add("mount_flags", fmt.Sprint(r.MountFlags), fmt.Sprint(want.MountFlags))
+	if r.Config.ReconnectDelay != 0 { // records from before settings were kept have none to compare
+		out = append(out, r.Config.Diff(want.Config)...)
 	}
-	defer func() { _ = f.Close() }()
-	if _, err := f.ReadAt(make([]byte, firstBlocks), 0); err != nil && !errors.Is(err, io.EOF) {
-		return status.Errorf(codes.Unavailable, "read %s before the blank check: %v; not formatting a device that cannot be read", ns.DevicePath, err)
-	}
-	return nil
+	return out
 }
 
-// firstBlocks covers where file systems and partition tables keep their
-// signatures (ext4 at 1 KiB, xfs at 0, GPT at 512 B).
-const firstBlocks = 64 << 10
+func targetString(t nvme.Target) string {
+	return fmt.Sprintf("%s %s:%s %s", t.Transport, t.TrAddr, t.TrSvcID, t.NQN)
+}
 
-func (d *Driver) stageFilesystem(ns nvme.Namespace, staging string, mode volumeMode) error {
-	entries, err := d.mounts.Mounts()
-	if err != nil {
-		return status.Error(codes.Internal, err.Error())
+func orNone(s string) string {
+	if s == "" {
+		return "none"
 	}
-	if devs := mountsAt(entries, staging); len(devs) > 0 {
-		if devs[0] != ns.DevicePath {
-			return status.Errorf(codes.AlreadyExists, "staging path %s already holds %s, not %s", staging, devs[0], ns.DevicePath)
-		}
-		return nil
+	return s
+}
+
+// stagePlan is how a device is brought to its staging path.
+type stagePlan struct {
+	kind planKind
+	// format: the device was found blank (or the policy allows formatting
+	// it), so mkfs runs.
+	format bool
+}
+
+type planKind int
+
+const (
+	planBlock          planKind = iota // bind the device node onto a file
+	planMountInUse                     // mount a file system mounted elsewhere already: no fsck, no format
+	planFormatAndMount                 // fsck (read-write) and mount a file system, or format a blank device first
+)
+
+func (p stagePlan) String() string {
+	if p.format {
+		return "format, then mount"
 	}
-	if err := os.MkdirAll(staging, 0o750); err != nil {
-		return status.Errorf(codes.Internal, "create staging path: %v", err)
+	return [...]string{"bind the device node", "mount the file system in use elsewhere", "check, then mount"}[p.kind]
+}
+
+func (p stagePlan) what(ns kernel.Namespace, staging string) string {
+	switch {
+	case p.kind == planBlock:
+		return fmt.Sprintf("binding %s at %s", ns.DevicePath, staging)
+	case p.format:
+		return fmt.Sprintf("formatting %s and mounting it at %s", ns.DevicePath, staging)
 	}
-	opts := append([]string(nil), mode.mountFlags...)
-	if mode.readOnly {
+	return fmt.Sprintf("mounting %s at %s", ns.DevicePath, staging)
+}
+
+// mountStage carries out plan.
+func (d *Driver) mountStage(want stageRecord, ns kernel.Namespace, plan stagePlan) error {
+	if err := os.MkdirAll(want.StagingPath, 0o750); err != nil {
+		return fmt.Errorf("create staging path: %w", err)
+	}
+	opts := slices.Clone(want.MountFlags)
+	if want.ReadOnly {
 		opts = append(opts, "ro")
 	}
-	// SafeFormatAndMount asks blkid first and formats only a blank device.
-	if err := d.formatter.FormatAndMount(ns.DevicePath, staging, mode.fsType, opts); err != nil {
-		return status.Errorf(codes.Internal, "format and mount %s at %s: %v", ns.DevicePath, staging, err)
-	}
-	return nil
-}
-
-func (d *Driver) stageBlock(ns nvme.Namespace, staging string) error {
-	file := blockStagingFile(staging)
-	entries, err := d.mounts.Mounts()
-	if err != nil {
-		return status.Error(codes.Internal, err.Error())
-	}
-	if devs := mountsAt(entries, file); len(devs) > 0 {
-		if devs[0] != ns.DevicePath {
-			return status.Errorf(codes.AlreadyExists, "staging path %s already holds %s, not %s", staging, devs[0], ns.DevicePath)
+	switch plan.kind {
+	case planBlock:
+		file := blockStagingFile(want.StagingPath)
+		if err := createFile(file); err != nil {
+			return fmt.Errorf("create block staging file: %w", err)
 		}
-		return nil
-	}
-	if len(mountsAt(entries, staging)) > 0 {
-		return status.Errorf(codes.AlreadyExists, "staging path %s holds a file system; the volume is staged as a mount, not as block", staging)
-	}
-	if err := os.MkdirAll(staging, 0o750); err != nil {
-		return status.Errorf(codes.Internal, "create staging path: %v", err)
-	}
-	if err := createFile(file); err != nil {
-		return status.Errorf(codes.Internal, "create block staging file: %v", err)
-	}
-	if err := d.cfg.Mounter.Mount(ns.DevicePath, file, "", []string{"bind"}); err != nil {
-		return status.Errorf(codes.Internal, "bind %s at %s: %v", ns.DevicePath, file, err)
+		if err := d.cfg.Mounter.Mount(ns.DevicePath, file, "", []string{"bind"}); err != nil {
+			return fmt.Errorf("bind %s at %s: %w", ns.DevicePath, file, err)
+		}
+	case planMountInUse:
+		if err := d.cfg.Mounter.Mount(ns.DevicePath, want.StagingPath, want.FSType, opts); err != nil {
+			return fmt.Errorf("mount %s at %s: %w", ns.DevicePath, want.StagingPath, err)
+		}
+	case planFormatAndMount:
+		// The plan has decided the device may be formatted if blkid still
+		// finds it blank; mount-utils asks blkid again and runs fsck on a
+		// file system mounted read-write. A format is recorded first: a
+		// kill during mkfs leaves neither a signature nor a blank head.
+		if plan.format {
+			if err := d.state.putFormat(ns, want.VolumeID); err != nil {
+				return err
+			}
+		}
+		if err := d.formatter.FormatAndMount(ns.DevicePath, want.StagingPath, want.FSType, opts); err != nil {
+			return fmt.Errorf("format and mount %s at %s: %w", ns.DevicePath, want.StagingPath, err)
+		}
 	}
 	return nil
 }
@@ -280,166 +347,4 @@ func createFile(path string) error {
 		return fmt.Errorf("create %s: %w", path, err)
 	}
 	return nil
-}
-
-// NodeUnstageVolume unmounts the staging path, then disconnects each
-// controller that served the volume, unless another mount on this node
-// still uses it or the plugin did not create it.
-func (d *Driver) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
-	id, staging := req.GetVolumeId(), req.GetStagingTargetPath()
-	if err := requireArgs("volume_id", id, "staging_target_path", staging); err != nil {
-		return nil, err
-	}
-	if err := d.volumes.acquire(id); err != nil {
-		return nil, err
-	}
-	defer d.volumes.release(id)
-	log := d.log.With("volume_id", id)
-
-	devices, err := d.unmountStaging(staging)
-	if err != nil {
-		return nil, err
-	}
-	if err := ctxStatus(ctx); err != nil {
-		return nil, err
-	}
-	ctrls, err := d.controllersOfVolume(id, staging, devices)
-	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	for _, ctrl := range ctrls {
-		if err := d.releaseController(ctx, log, ctrl); err != nil {
-			return nil, err
-		}
-	}
-	if err := d.state.deleteVolume(id, staging); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	log.Info("unstaged", "devices", devices)
-	return &csi.NodeUnstageVolumeResponse{}, nil
-}
-
-// unmountStaging takes every mount off the staging paths, read from the
-// mount table rather than by stat, so a mount whose device vanished comes
-// off too. It returns the devices that were mounted.
-func (d *Driver) unmountStaging(staging string) ([]string, error) {
-	entries, err := d.mounts.Mounts()
-	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	var devices []string
-	for _, p := range stagingMountPaths(staging) {
-		for _, dev := range mountsAt(entries, p) {
-			if err := d.cfg.Mounter.Unmount(p); err != nil {
-				return nil, status.Errorf(codes.Internal, "unmount %s: %v", p, err)
-			}
-			devices = append(devices, dev)
-		}
-	}
-	// The block file is ours only in a plain directory: were a file system
-	// still mounted at staging (one the mount table did not show, say
-	// through a symlink), "block" could be a user's file on the volume.
-	if notMnt, err := d.cfg.Mounter.IsLikelyNotMountPoint(staging); err == nil && notMnt {
-		if err := os.Remove(blockStagingFile(staging)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, status.Errorf(codes.Internal, "remove block staging file: %v", err)
-		}
-	}
-	return devices, nil
-}
-
-// controllersOfVolume finds the controllers that served a volume: through
-// its devices when they still exist, else through its state record (an
-// unstage retried after the unmount, or after the device vanished).
-func (d *Driver) controllersOfVolume(id, staging string, devices []string) ([]nvme.Controller, error) {
-	byName := map[string]nvme.Controller{}
-	for _, dev := range devices {
-		if !isNVMeDevice(dev) {
-			continue
-		}
-		if _, cs, err := d.cfg.Connector.NamespaceOf(dev); err == nil {
-			for _, c := range cs {
-				byName[c.Name] = c
-			}
-		}
-	}
-	rec, ok, err := d.state.volume(id, staging)
-	if err != nil {
-		return nil, err
-	}
-	if ok {
-		if crec, ok, err := d.state.controller(rec.Key); err != nil {
-			return nil, err
-		} else if ok {
-			c, found, err := d.cfg.Connector.Find(nvme.Connection{Host: d.cfg.Host, Target: crec.Target, Config: crec.Config})
-			if err != nil {
-				return nil, fmt.Errorf("look for the controller of %s: %w", crec.Target.NQN, err)
-			}
-			if found {
-				byName[c.Name] = c
-			}
-		}
-	}
-	out := make([]nvme.Controller, 0, len(byName))
-	for _, c := range byName {
-		out = append(out, c)
-	}
-	return out, nil
-}
-
-// releaseController disconnects ctrl when the plugin created it and no
-// mount on this node uses any of its namespaces; the decision reads the
-// mount table and sysfs under the target's exclusive lock.
-func (d *Driver) releaseController(ctx context.Context, log hclog.Logger, ctrl nvme.Controller) error {
-	key := controllerKey(ctrl)
-	unlock := d.targets.exclusive(key)
-	defer unlock()
-	users, err := d.mountsUsing(ctrl)
-	if err != nil {
-		return status.Error(codes.Internal, err.Error())
-	}
-	if len(users) > 0 {
-		log.Debug("controller still in use; left connected", "controller", ctrl.Name, "mounts", users)
-		return nil
-	}
-	rec, ok, err := d.state.controller(key)
-	if err != nil {
-		return status.Error(codes.Internal, err.Error())
-	}
-	if !ok || !rec.owns(ctrl) {
-		log.Info("controller not created by this plugin; left connected", "controller", ctrl.Name)
-		return nil
-	}
-	if err := d.cfg.Connector.Disconnect(ctx, ctrl); err != nil {
-		return toStatus(err, "disconnect "+ctrl.Name)
-	}
-	if err := d.state.deleteController(key); err != nil {
-		return status.Error(codes.Internal, err.Error())
-	}
-	log.Info("disconnected", "controller", ctrl.Name, "nqn", ctrl.Subsystem)
-	return nil
-}
-
-// mountsUsing lists the mount paths whose device is a namespace reached
-// through ctrl.
-func (d *Driver) mountsUsing(ctrl nvme.Controller) ([]string, error) {
-	entries, err := d.mounts.Mounts()
-	if err != nil {
-		return nil, err
-	}
-	var users []string
-	for _, e := range entries {
-		if !isNVMeDevice(e.Device) {
-			continue
-		}
-		_, cs, err := d.cfg.Connector.NamespaceOf(e.Device)
-		if err != nil {
-			continue // a device that vanished serves no one
-		}
-		for _, c := range cs {
-			if c.Name == ctrl.Name {
-				users = append(users, e.Path)
-			}
-		}
-	}
-	return users, nil
 }

@@ -50,7 +50,11 @@ func TestNodeStageNeverFormatsAnUnreadableDevice(t *testing.T) {
 		formats := e.exec.Ran("mkfs.ext4")
 		e.fake.SetDown(testNQN, true)
 		_, err := e.drv.NodeStageVolume(context.Background(), e.stageReq("vol", testNQN, "1", mountCap("", rwo)))
-		wantCode(t, err, codes.Unavailable)
+		// It waits for the controller, up to the plugin's bound, and says so.
+		wantCode(t, err, codes.DeadlineExceeded)
+		if !strings.Contains(err.Error(), "waited for it to be live") {
+			t.Errorf("error %q does not say what it waited for", err)
+		}
 		if n := e.exec.Ran("mkfs.ext4"); n != formats {
 			t.Fatalf("mkfs ran while the controller was reconnecting")
 		}
@@ -151,7 +155,7 @@ func TestNodeUnstageLeavesAControllerSomeoneElseRecreated(t *testing.T) {
 	if err := e.fake.Disconnect(ctx, cs[0]); err != nil { // the kernel gave up on it
 		t.Fatal(err)
 	}
-	if _, err := e.fake.Connect(ctx, connection(testNQN)); err != nil { // an admin's nvme connect
+	if _, err := e.fake.Connect(ctx, connection(t, testNQN)); err != nil { // an admin's nvme connect
 		t.Fatal(err)
 	}
 	e.unstage("vol")

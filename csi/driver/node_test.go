@@ -205,7 +205,7 @@ func TestNodeUnstageVanishedDevice(t *testing.T) {
 func TestNodeUnstageLeavesAdoptedControllers(t *testing.T) {
 	e := newEnv(t)
 	// Someone else (the Terraform provider) connected the subsystem first.
-	if _, err := e.fake.Connect(context.Background(), connection(testNQN)); err != nil {
+	if _, err := e.fake.Connect(context.Background(), connection(t, testNQN)); err != nil {
 		t.Fatal(err)
 	}
 	e.stage("a", testNQN, "1", mountCap("", rwo))

@@ -26,12 +26,6 @@ func connectionKey(t nvme.Target, h nvme.Host) string {
 	return strings.Join([]string{t.Transport, t.TrAddr, t.TrSvcID, t.NQN, t.HostTrAddr, t.HostIface, h.NQN, h.ID}, "|")
 }
 
-// controllerKey is connectionKey as read back from a controller.
-func controllerKey(c nvme.Controller) string {
-	t := nvme.Target{Transport: c.Transport, TrAddr: c.TrAddr, TrSvcID: c.TrSvcID, NQN: c.Subsystem, HostTrAddr: c.HostTrAddr, HostIface: c.HostIface}
-	return connectionKey(t, nvme.Host{NQN: c.HostNQN, ID: c.HostID})
-}
-
 // recordName is a file name for any key: a hash, since keys hold '/'.
 func recordName(parts ...string) string {
 	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))

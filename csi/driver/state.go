@@ -7,63 +7,129 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
-// controllerRecord is a controller a stage asked for. Created says the
-// plugin made it (rather than adopting one the provider or an admin made):
-// only those are ever disconnected by the plugin. It is written before the
-// connect, so a plugin killed in between still knows on restart.
+// controllerRecord is a controller a stage used: what it was asked for,
+// and whether the plugin created it (rather than adopting one the
+// provider or an admin made): only those are ever disconnected by the
+// plugin.
 type controllerRecord struct {
-	Key     string
-	Target  nvme.Target
-	Config  nvme.ConnectionConfig
+	Key    string
+	Target nvme.Target
+	Config nvme.ConnectionConfig
+	// Created says the plugin asked the kernel for this controller. It is
+	// written before the connect, so that a plugin killed while the kernel
+	// creates the controller still knows on restart.
 	Created bool
 	// Name and CntlID identify the controller the plugin created, once the
-	// kernel has said; empty when a kill came between the record and the
-	// kernel's answer.
+	// kernel has answered; empty while the answer is not in.
 	Name   string
 	CntlID int
 }
 
+// pending reports a creation whose answer never came in: the plugin was
+// killed, or is waiting for the kernel right now.
+func (r controllerRecord) pending() bool { return r.Created && r.Name == "" }
+
 // owns reports whether ctrl is the controller this record says the plugin
 // created. A controller someone else connected after the kernel deleted
-// ours (ctrl_loss_tmo) has the same key but another name or cntlid.
-func (r controllerRecord) owns(ctrl nvme.Controller) bool {
-	if !r.Created {
-		return false
-	}
-	return r.Name == "" || (r.Name == ctrl.Name && r.CntlID == ctrl.CntlID)
+// ours (ctrl_loss_tmo) has the same key but another name or cntlid; a
+// pending record owns nothing until reconciliation settles it.
+func (r controllerRecord) owns(ctrl kernel.Controller) bool {
+	return r.Created && r.Name != "" && r.Name == ctrl.Name && r.CntlID == ctrl.CntlID
 }
 
-// volumeRecord is a staged volume: which controller key serves it.
-type volumeRecord struct {
+// stageRecord is a volume staged at a path: which controller serves it,
+// which namespace it is, and how it is staged. It is written right before
+// the mount and removed when the stage fails or is undone; whether the
+// stage is in force is the mount table's to say.
+type stageRecord struct {
 	VolumeID    string
 	StagingPath string
 	Key         string
 	Block       bool
+	// Target (resolved), Namespace and Config are what the stage asked
+	// for; FSType, MountFlags and ReadOnly how it mounted.
+	Target     nvme.Target
+	Namespace  nvme.NamespaceSelector
+	Config     nvme.ConnectionConfig
+	FSType     string   `json:",omitempty"`
+	MountFlags []string `json:",omitempty"`
+	ReadOnly   bool     `json:",omitempty"`
 }
 
-// stateStore keeps records as one small JSON file each, written atomically,
-// so a kill at any moment leaves either the old or the new record.
-type stateStore struct{ dir string }
+// publishRecord is a staged volume published at a target path: what a
+// NodeUnstage asks to know before it may take the staging mount away.
+type publishRecord struct {
+	VolumeID    string
+	StagingPath string
+	TargetPath  string
+	Block       bool
+	ReadOnly    bool
+}
 
-func newStateStore(dir string) (*stateStore, error) {
-	for _, sub := range []string{"controllers", "volumes"} {
+// formatRecord says the plugin started formatting a namespace it had
+// found blank. A kill during mkfs leaves a device with neither a signature
+// nor a blank head; this record is how the retried stage tells its own
+// half-written file system from someone's raw data. It goes when the file
+// system is mounted, or when the namespace is bound as a raw block device.
+type formatRecord struct {
+	Subsystem string
+	NSID      uint32
+	UUID      string
+	NGUID     string
+	VolumeID  string
+}
+
+func formatRecordOf(ns kernel.Namespace, volumeID string) formatRecord {
+	return formatRecord{Subsystem: ns.Subsystem, NSID: ns.NSID, UUID: ns.UUID, NGUID: ns.NGUID, VolumeID: volumeID}
+}
+
+// Record directories of the state dir. "volumes" holds stage records.
+const (
+	controllersDir = "controllers"
+	stagesDir      = "volumes"
+	publishesDir   = "publishes"
+	formatsDir     = "formats"
+)
+
+// stateStore keeps records as one small JSON file each, written atomically,
+// so a kill at any moment leaves either the old or the new record. A
+// record that cannot be parsed is set aside (renamed *.corrupt-<time>)
+// and logged: the kernel and the mount table still say what is real, and
+// one bad file must not stop every stage on the node.
+type stateStore struct {
+	dir string
+	log hclog.Logger
+}
+
+func newStateStore(dir string, log hclog.Logger) (*stateStore, error) {
+	for _, sub := range []string{controllersDir, stagesDir, publishesDir, formatsDir} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("create state dir: %w", err)
 		}
 	}
-	return &stateStore{dir: dir}, nil
+	return &stateStore{dir: dir, log: log}, nil
 }
 
-func (s *stateStore) controllerPath(key string) string {
-	return filepath.Join(s.dir, "controllers", recordName(key))
+func (s *stateStore) path(sub string, parts ...string) string {
+	return filepath.Join(s.dir, sub, recordName(parts...))
 }
 
-func (s *stateStore) volumePath(volumeID, stagingPath string) string {
-	return filepath.Join(s.dir, "volumes", recordName(volumeID, filepath.Clean(stagingPath)))
+func (s *stateStore) controllerPath(key string) string { return s.path(controllersDir, key) }
+
+func (s *stateStore) stagePath(volumeID, stagingPath string) string {
+	return s.path(stagesDir, volumeID, filepath.Clean(stagingPath))
+}
+
+func (s *stateStore) publishPath(targetPath string) string {
+	return s.path(publishesDir, filepath.Clean(targetPath))
 }
 
 func (s *stateStore) putController(r controllerRecord) error {
@@ -73,37 +139,72 @@ func (s *stateStore) putController(r controllerRecord) error {
 // controller returns key's record; ok false when there is none.
 func (s *stateStore) controller(key string) (controllerRecord, bool, error) {
 	var r controllerRecord
-	ok, err := readJSON(s.controllerPath(key), &r)
+	ok, err := s.read(s.controllerPath(key), &r)
 	return r, ok, err
 }
 
-func (s *stateStore) deleteController(key string) error {
-	return removeFile(s.controllerPath(key))
+func (s *stateStore) deleteController(key string) error { return removeFile(s.controllerPath(key)) }
+
+func (s *stateStore) putStage(r stageRecord) error {
+	return writeJSONAtomic(s.stagePath(r.VolumeID, r.StagingPath), r)
 }
 
-func (s *stateStore) putVolume(r volumeRecord) error {
-	return writeJSONAtomic(s.volumePath(r.VolumeID, r.StagingPath), r)
-}
-
-func (s *stateStore) volume(volumeID, stagingPath string) (volumeRecord, bool, error) {
-	var r volumeRecord
-	ok, err := readJSON(s.volumePath(volumeID, stagingPath), &r)
+func (s *stateStore) stage(volumeID, stagingPath string) (stageRecord, bool, error) {
+	var r stageRecord
+	ok, err := s.read(s.stagePath(volumeID, stagingPath), &r)
 	return r, ok, err
 }
 
-func (s *stateStore) deleteVolume(volumeID, stagingPath string) error {
-	return removeFile(s.volumePath(volumeID, stagingPath))
+func (s *stateStore) deleteStage(volumeID, stagingPath string) error {
+	return removeFile(s.stagePath(volumeID, stagingPath))
 }
+
+func (s *stateStore) putPublish(r publishRecord) error {
+	return writeJSONAtomic(s.publishPath(r.TargetPath), r)
+}
+
+func (s *stateStore) publish(targetPath string) (publishRecord, bool, error) {
+	var r publishRecord
+	ok, err := s.read(s.publishPath(targetPath), &r)
+	return r, ok, err
+}
+
+func (s *stateStore) deletePublish(targetPath string) error {
+	return removeFile(s.publishPath(targetPath))
+}
+
+// formatPath keys a format record by the namespace's identity, not by its
+// device name, which may change across reconnects.
+func (s *stateStore) formatPath(ns kernel.Namespace) string {
+	return s.path(formatsDir, ns.Subsystem, fmt.Sprint(ns.NSID), ns.UUID, ns.NGUID)
+}
+
+func (s *stateStore) putFormat(ns kernel.Namespace, volumeID string) error {
+	return writeJSONAtomic(s.formatPath(ns), formatRecordOf(ns, volumeID))
+}
+
+// formatStarted reports whether the plugin started formatting ns and did
+// not see the result mounted.
+func (s *stateStore) formatStarted(ns kernel.Namespace) (bool, error) {
+	var r formatRecord
+	ok, err := s.read(s.formatPath(ns), &r)
+	return ok && r == formatRecordOf(ns, r.VolumeID), err
+}
+
+func (s *stateStore) deleteFormat(ns kernel.Namespace) error { return removeFile(s.formatPath(ns)) }
 
 func (s *stateStore) controllers() ([]controllerRecord, error) {
-	return readAll[controllerRecord](filepath.Join(s.dir, "controllers"))
+	return readAll[controllerRecord](s, controllersDir)
 }
 
-func (s *stateStore) volumes() ([]volumeRecord, error) {
-	return readAll[volumeRecord](filepath.Join(s.dir, "volumes"))
+func (s *stateStore) stages() ([]stageRecord, error) { return readAll[stageRecord](s, stagesDir) }
+
+func (s *stateStore) publishes() ([]publishRecord, error) {
+	return readAll[publishRecord](s, publishesDir)
 }
 
-func readAll[T any](dir string) ([]T, error) {
+func readAll[T any](s *stateStore, sub string) ([]T, error) {
+	dir := filepath.Join(s.dir, sub)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
@@ -111,10 +212,10 @@ func readAll[T any](dir string) ([]T, error) {
 	var out []T
 	for _, e := range entries {
 		if filepath.Ext(e.Name()) != ".json" {
-			continue // a temp file a kill left behind
+			continue // a temp file a kill left behind, or a record set aside
 		}
 		var r T
-		ok, err := readJSON(filepath.Join(dir, e.Name()), &r)
+		ok, err := s.read(filepath.Join(dir, e.Name()), &r)
 		if err != nil {
 			return nil, err
 		}
@@ -125,7 +226,9 @@ func readAll[T any](dir string) ([]T, error) {
 	return out, nil
 }
 
-func readJSON(path string, v any) (bool, error) {
+// read parses the record at path into v; false when there is none, or
+// when it was corrupt and has been set aside.
+func (s *stateStore) read(path string, v any) (bool, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
@@ -134,7 +237,12 @@ func readJSON(path string, v any) (bool, error) {
 		return false, fmt.Errorf("read state record: %w", err)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return false, fmt.Errorf("parse state record %s: %w", path, err)
+		aside := path + ".corrupt-" + time.Now().UTC().Format("20060102T150405.000000000")
+		if rerr := os.Rename(path, aside); rerr != nil {
+			return false, fmt.Errorf("state record %s is corrupt (%w) and cannot be set aside: %w", path, err, rerr)
+		}
+		s.log.Error("corrupt state record set aside; going by the kernel and the mount table", "path", path, "moved_to", aside, "error", err)
+		return false, nil
 	}
 	return true, nil
 }

@@ -1,9 +1,9 @@
 package driver
 
 import (
+	"fmt"
+
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
 )
@@ -15,43 +15,49 @@ import (
 // would be refused for: the same rules and the same words as the plugin.
 // NodeStageVolume stops at the first problem; this reports them all.
 func StageProblems(req *csi.NodeStageVolumeRequest) []error {
-	var problems []error
-	if err := requireArgs("volume_id", req.GetVolumeId(), "staging_target_path", req.GetStagingTargetPath()); err != nil {
-		problems = append(problems, err)
-	}
+	var p problems
+	p.what = fmt.Sprintf("stage volume %s at %s", req.GetVolumeId(), req.GetStagingTargetPath())
+	p.add(requireArgs("volume_id", req.GetVolumeId(), "staging_target_path", req.GetStagingTargetPath()))
 	if _, err := parseCapability(req.GetVolumeCapability()); err != nil {
-		problems = append(problems, status.Error(codes.InvalidArgument, err.Error()))
+		p.add(invalid("%v", err))
 	}
 	if _, err := nvme.ParseVolumeContext(req.GetVolumeContext()); err != nil {
-		problems = append(problems, status.Error(codes.InvalidArgument, "volume_context: "+err.Error()))
+		p.add(fmt.Errorf("volume_context: %w", err))
 	}
 	if _, err := nvme.ParseSecrets(req.GetSecrets()); err != nil {
-		problems = append(problems, status.Error(codes.InvalidArgument, "secrets: "+err.Error()))
+		p.add(fmt.Errorf("secrets: %w", err))
 	}
-	return problems
+	return p.list
 }
 
 // PublishProblems is StageProblems for NodePublishVolume.
 func PublishProblems(req *csi.NodePublishVolumeRequest) []error {
-	var problems []error
-	switch {
-	case req.GetVolumeId() == "":
-		problems = append(problems, status.Error(codes.InvalidArgument, "volume_id is required"))
-	case req.GetStagingTargetPath() == "":
-		problems = append(problems, status.Error(codes.InvalidArgument, "staging_target_path is required: the plugin stages volumes"))
-	case req.GetTargetPath() == "":
-		problems = append(problems, status.Error(codes.InvalidArgument, "target_path is required"))
-	}
+	var p problems
+	p.what = fmt.Sprintf("publish volume %s at %s", req.GetVolumeId(), req.GetTargetPath())
+	p.add(requireArgs("volume_id", req.GetVolumeId(), "staging_target_path", req.GetStagingTargetPath(), "target_path", req.GetTargetPath()))
 	mode, err := parseCapability(req.GetVolumeCapability())
 	if err != nil {
-		return append(problems, status.Error(codes.InvalidArgument, err.Error()))
+		p.add(invalid("%v", err))
+		return p.list
 	}
 	if mode.block && (req.GetReadonly() || mode.readOnly) {
-		problems = append(problems, status.Error(codes.InvalidArgument, readOnlyBlockRefusal))
+		p.add(invalid("%s", readOnlyBlockRefusal))
 	}
-	return problems
+	return p.list
 }
 
 // readOnlyBlockRefusal is NodePublishVolume's answer to a read-only block
-// publish (node_publish.go spells the same words).
+// publish (node_publish.go spells the same words; validate_test.go holds
+// the two together).
 const readOnlyBlockRefusal = "a read-only bind mount does not stop writes to a device node; read-only block volumes are not supported"
+
+type problems struct {
+	what string
+	list []error
+}
+
+func (p *problems) add(err error) {
+	if err != nil {
+		p.list = append(p.list, toStatus(err, p.what))
+	}
+}

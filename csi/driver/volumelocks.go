@@ -4,7 +4,6 @@ import (
 	"sync"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // volumeLocks lets one operation per volume run; a second one on the same
@@ -37,7 +36,7 @@ func (l *volumeLocks) release(id string) {
 // "an operation on this volume is in progress, try again".
 func (l *volumeLocks) acquire(id string) error {
 	if !l.tryAcquire(id) {
-		return status.Errorf(codes.Aborted, "an operation on volume %s is already in progress", id)
+		return fail(codes.Aborted, "an operation on volume %s is already in progress", id)
 	}
 	return nil
 }

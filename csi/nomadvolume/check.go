@@ -84,21 +84,21 @@ func Check(spec *Spec) []Problem {
 		}
 		usage := Usage(ReaderOnly(c.AccessMode), c.AttachmentMode, c.AccessMode)
 		staging := path.Join(DefaultStagePublishBaseDir, "staging", ns, v.ID, usage)
+		target := path.Join(DefaultStagePublishBaseDir, "per-alloc", "ALLOC", v.ID, usage)
 		for _, err := range driver.StageProblems(&csi.NodeStageVolumeRequest{
 			VolumeId: RemoteID(v), StagingTargetPath: staging, VolumeCapability: capability,
 			Secrets: v.Secrets, VolumeContext: v.Context,
 		}) {
-			out.add(stageWhere(status.Convert(err).Message(), where))
+			out.add(stageWhere(PluginWords(err, "stage volume "+RemoteID(v)+" at "+staging), where))
 		}
 		// A reader-only mode makes Nomad require read_only, and read_only
 		// reaches NodePublish.
 		for _, err := range driver.PublishProblems(&csi.NodePublishVolumeRequest{
-			VolumeId: RemoteID(v), StagingTargetPath: staging,
-			TargetPath:       path.Join(DefaultStagePublishBaseDir, "per-alloc", "ALLOC", v.ID, usage),
+			VolumeId: RemoteID(v), StagingTargetPath: staging, TargetPath: target,
 			VolumeCapability: capability, Readonly: ReaderOnly(c.AccessMode),
 			Secrets: v.Secrets, VolumeContext: v.Context,
 		}) {
-			out.add(stageWhere(status.Convert(err).Message(), where))
+			out.add(stageWhere(PluginWords(err, "publish volume "+RemoteID(v)+" at "+target), where))
 		}
 	}
 	return out.list
@@ -128,6 +128,17 @@ func Notes(spec *Spec) []string {
 		notes = append(notes, "mount_options apply to file-system attachments only; this volume has none")
 	}
 	return notes
+}
+
+// PluginWords is the plugin's message without the name of the operation
+// and the paths it put first ("stage volume X at PATH: "): the paths in
+// these checks are placeholders, the words after them are the point.
+func PluginWords(err error, operation string) string {
+	msg := status.Convert(err).Message()
+	if rest, ok := strings.CutPrefix(msg, operation+": "); ok {
+		return rest
+	}
+	return msg
 }
 
 // stageWhere names a stage problem: the plugin's messages about the

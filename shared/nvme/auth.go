@@ -83,7 +83,8 @@ func ParseSecrets(m map[string]string) (Auth, error) {
 	for _, k := range written {
 		var key string
 		var dst *Secret
-		switch strings.ToLower(strings.ReplaceAll(k, "_", "")) {
+		squashed, _ := asciiLower(strings.ReplaceAll(k, "_", ""))
+		switch squashed {
 		case "dhchapsecret":
 			key, dst = KeyDHCHAPSecret, &a.HostSecret
 		case "dhchapctrlsecret":

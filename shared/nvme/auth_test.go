@@ -5,11 +5,13 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/nvmeof/nvmeof/shared/nvme/nvmetest"
 )
 
 func TestParseSecretsRejectsSettingGivenTwice(t *testing.T) {
-	keyA := dhchapKeyFor(bytes.Repeat([]byte{1}, 32))
-	keyB := dhchapKeyFor(bytes.Repeat([]byte{2}, 32))
+	keyA := nvmetest.DHCHAPKey(bytes.Repeat([]byte{1}, 32))
+	keyB := nvmetest.DHCHAPKey(bytes.Repeat([]byte{2}, 32))
 	tests := []struct {
 		name    string
 		m       map[string]string

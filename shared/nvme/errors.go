@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // ErrInvalid is matched (errors.Is) by every validation error of this
@@ -25,14 +26,34 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string {
+	key := Truncate(e.Key)
 	switch {
 	case e.Secret:
-		return fmt.Sprintf("invalid %s (value redacted): %s", e.Key, e.Reason)
+		return fmt.Sprintf("invalid %s (value redacted): %s", key, e.Reason)
 	case e.Value == "":
-		return fmt.Sprintf("invalid %s: %s", e.Key, e.Reason)
+		return fmt.Sprintf("invalid %s: %s", key, e.Reason)
 	default:
-		return fmt.Sprintf("invalid %s %q: %s", e.Key, e.Value, e.Reason)
+		return fmt.Sprintf("invalid %s %q: %s", key, Truncate(e.Value), e.Reason)
 	}
+}
+
+// MaxEcho is the most of a key or value (in bytes) an error or log line
+// repeats. It is above the longest legitimate value (an NQN is at most 222
+// bytes, a host name 253); input can be megabytes, and echoing it whole
+// costs CPU, floods logs and says nothing more.
+const MaxEcho = 256
+
+// Truncate shortens s for an error or a log line to MaxEcho bytes, cut on
+// a rune boundary, and says how long it was.
+func Truncate(s string) string {
+	if len(s) <= MaxEcho {
+		return s
+	}
+	cut := MaxEcho
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s...(%d bytes)", s[:cut], len(s))
 }
 
 // Is makes every FieldError match ErrInvalid.

@@ -25,6 +25,7 @@ const (
 	KeyHdrDigest      = "hdr_digest"
 	KeyDataDigest     = "data_digest"
 	KeyTOS            = "tos"
+	KeyFormatPolicy   = "format_policy"
 )
 
 // Keys of the host identity and of CSI secrets; they never appear in a
@@ -43,6 +44,7 @@ var volumeContextKeys = []string{
 	KeyNSID, KeyUUID, KeyNGUID,
 	KeyCtrlLossTmo, KeyReconnectDelay, KeyKeepAliveTmo, KeyFastIOFailTmo,
 	KeyNrIOQueues, KeyQueueSize, KeyHdrDigest, KeyDataDigest, KeyTOS,
+	KeyFormatPolicy,
 }
 
 // VolumeContextKeys returns the canonical keys in documentation order.
@@ -61,7 +63,9 @@ var squashed = func() map[string]string {
 
 // canonicalKey returns the canonical key for a key as written, or "" when it
 // is unknown. Canonical keys match exactly; aliases are camelCase, i.e.
-// without underscores, compared without regard to case.
+// without underscores, compared without regard to ASCII case. Only ASCII
+// letters fold: Unicode's case folding would let the Kelvin sign stand for
+// 'k' and a dotted capital I for 'i'.
 func canonicalKey(k string) string {
 	if slices.Contains(volumeContextKeys, k) {
 		return k
@@ -69,14 +73,42 @@ func canonicalKey(k string) string {
 	if strings.Contains(k, "_") {
 		return ""
 	}
-	return squashed[strings.ToLower(k)]
+	low, ok := asciiLower(k)
+	if !ok {
+		return ""
+	}
+	return squashed[low]
 }
+
+// asciiLower lowers ASCII letters; false when s holds anything but ASCII.
+func asciiLower(s string) (string, bool) {
+	b := make([]byte, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 0x80:
+			return "", false
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return string(b), true
+}
+
+// maxSuggestLen bounds the keys a "did you mean" is worked out for: the
+// edit distance costs the product of the lengths, and no key of ours is
+// near this long.
+const maxSuggestLen = 64
 
 // suggestKey returns the known key closest to an unknown one, when it is
 // close enough to be a typo.
 func suggestKey(k string) string {
 	best, bestDist := "", 3 // at most two edits away
-	low := strings.ToLower(k)
+	low, ok := asciiLower(k)
+	if !ok || len(k) > maxSuggestLen {
+		return ""
+	}
 	for _, known := range volumeContextKeys {
 		if d := editDistance(low, known); d < bestDist {
 			best, bestDist = known, d

@@ -28,15 +28,48 @@ func (c Connection) Validate() error {
 	return errs.orNil()
 }
 
-// FabricsOptions renders the option string written to /dev/nvme-fabrics.
-// It validates first and renders integers in decimal (the kernel reads base
-// 0: "010" would be 8), passes trsvcid and the host identity always, flags
-// without values. The string holds DH-HMAC-CHAP keys when Auth has them:
-// never log it.
-func (c Connection) FabricsOptions() (string, error) {
+// ValidConnection is a Connection that passed Validate: the only kind the
+// kernel side accepts, so validation runs once, where the connection is
+// made, and the renderings below cannot fail on a bad value.
+type ValidConnection struct{ c Connection }
+
+// Valid validates c (see Validate) and returns it as a ValidConnection.
+func (c Connection) Valid() (ValidConnection, error) {
 	if err := c.Validate(); err != nil {
+		return ValidConnection{}, err
+	}
+	return ValidConnection{c: c}, nil
+}
+
+// Connection returns the connection itself.
+func (v ValidConnection) Connection() Connection { return v.c }
+
+// FabricsOptions validates c and renders its option string; see
+// ValidConnection.FabricsOptions.
+func (c Connection) FabricsOptions() (string, error) {
+	v, err := c.Valid()
+	if err != nil {
 		return "", err
 	}
+	return v.FabricsOptions(), nil
+}
+
+// BuildConnectArgs validates c and renders its nvme-cli arguments; see
+// ValidConnection.BuildConnectArgs.
+func (c Connection) BuildConnectArgs() ([]string, error) {
+	v, err := c.Valid()
+	if err != nil {
+		return nil, err
+	}
+	return v.BuildConnectArgs()
+}
+
+// FabricsOptions renders the option string written to /dev/nvme-fabrics:
+// integers in decimal (the kernel reads base 0: "010" would be 8), trsvcid
+// and the host identity always, flags without values. The string holds
+// DH-HMAC-CHAP keys when Auth has them: never log it.
+func (v ValidConnection) FabricsOptions() string {
+	c := v.c
 	var b strings.Builder
 	opt := func(k, v string) {
 		if b.Len() > 0 {
@@ -49,17 +82,17 @@ func (c Connection) FabricsOptions() (string, error) {
 		}
 	}
 	c.each(func(o option) { opt(o.key, o.value) })
-	return b.String(), nil
+	return b.String()
 }
 
 // BuildConnectArgs renders the same connection as nvme-cli arguments, for
 // exec without a shell: {"connect", "-t", "tcp", ...}. nvme-cli drops integer
 // options that are 0, so ctrl_loss_tmo=0 and fast_io_fail_tmo=0 would
-// silently become the kernel's defaults there: they are refused.
-func (c Connection) BuildConnectArgs() ([]string, error) {
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
+// silently become the kernel's defaults there: they are refused. So is a
+// text value starting with '-': nvme-cli's option parser must never be
+// able to read a value as an option of its own.
+func (v ValidConnection) BuildConnectArgs() ([]string, error) {
+	c := v.c
 	const cliDropsZero = "cannot be 0 with the nvme-cli connector (nvme-cli leaves out options that are 0, so the kernel's default would apply); use the fabrics connector"
 	if c.Config.CtrlLossTmo == 0 {
 		return nil, &FieldError{Key: KeyCtrlLossTmo, Value: "0", Reason: cliDropsZero}
@@ -67,20 +100,30 @@ func (c Connection) BuildConnectArgs() ([]string, error) {
 	if c.Config.FastIOFailTmo != nil && *c.Config.FastIOFailTmo == 0 {
 		return nil, &FieldError{Key: KeyFastIOFailTmo, Value: "0", Reason: cliDropsZero}
 	}
+	var errs FieldErrors
 	args := []string{"connect"}
 	c.each(func(o option) {
+		if o.text && strings.HasPrefix(o.value, "-") {
+			errs = append(errs, &FieldError{Key: o.key, Value: o.value, Secret: o.secret,
+				Reason: "must not start with '-' with the nvme-cli connector (nvme-cli could read it as an option); use the fabrics connector"})
+		}
 		args = append(args, o.cli)
 		if !o.flag {
 			args = append(args, o.value)
 		}
 	})
+	if len(errs) > 0 {
+		return nil, errs
+	}
 	return args, nil
 }
 
-// option is one setting with its kernel name and nvme-cli flag.
+// option is one setting with its kernel name and nvme-cli flag. text marks
+// a value a user wrote (numbers are rendered here); secret one that must
+// never be shown.
 type option struct {
-	key, cli, value string
-	flag            bool
+	key, cli, value    string
+	flag, text, secret bool
 }
 
 // each yields the options that are set, in one fixed order, so both
@@ -88,7 +131,12 @@ type option struct {
 func (c Connection) each(yield func(option)) {
 	str := func(key, cli, v string) {
 		if v != "" {
-			yield(option{key: key, cli: cli, value: v})
+			yield(option{key: key, cli: cli, value: v, text: true})
+		}
+	}
+	secret := func(key, cli string, s Secret) {
+		if s != "" {
+			yield(option{key: key, cli: cli, value: s.Reveal(), text: true, secret: true})
 		}
 	}
 	num := func(key, cli string, p *int) {
@@ -119,6 +167,6 @@ func (c Connection) each(yield func(option)) {
 	num("tos", "-T", cfg.TOS)
 	flag("hdr_digest", "-g", cfg.HdrDigest)
 	flag("data_digest", "-G", cfg.DataDigest)
-	str("dhchap_secret", "-S", c.Auth.HostSecret.Reveal())
-	str("dhchap_ctrl_secret", "-C", c.Auth.CtrlSecret.Reveal())
+	secret(KeyDHCHAPSecret, "-S", c.Auth.HostSecret)
+	secret(KeyDHCHAPCtrlSecret, "-C", c.Auth.CtrlSecret)
 }

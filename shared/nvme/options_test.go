@@ -2,13 +2,12 @@ package nvme
 
 import (
 	"bytes"
-	"encoding/base64"
-	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/nvmeof/nvmeof/shared/nvme/nvmetest"
 )
 
 var testHost = Host{NQN: "nqn.2026-01.io.nvmeof.lab:host-1", ID: "0aaaaaaa-0000-4000-8000-00000000000a"}
@@ -162,8 +161,8 @@ func TestSecretNeverPrints(t *testing.T) {
 }
 
 func TestParseSecrets(t *testing.T) {
-	key32 := dhchapKeyFor(bytes.Repeat([]byte{7}, 32))
-	key64 := dhchapKeyFor(bytes.Repeat([]byte{9}, 64))
+	key32 := nvmetest.DHCHAPKey(bytes.Repeat([]byte{7}, 32))
+	key64 := nvmetest.DHCHAPKey(bytes.Repeat([]byte{9}, 64))
 	badCRC := key32[:12] + "A" + key32[13:]
 	const bad = "DHHC-1:07:c2VjcmV0:"
 	tests := []struct {
@@ -199,10 +198,4 @@ func TestParseSecrets(t *testing.T) {
 			}
 		})
 	}
-}
-
-// dhchapKeyFor renders key the way `nvme gen-dhchap-key` does.
-func dhchapKeyFor(key []byte) string {
-	raw := binary.LittleEndian.AppendUint32(bytes.Clone(key), crc32.ChecksumIEEE(key))
-	return "DHHC-1:00:" + base64.StdEncoding.EncodeToString(raw) + ":"
 }

@@ -1,8 +1,6 @@
 package nvme
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -75,56 +73,6 @@ func TestTargetValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			checkOneError(t, tt.target.Validate(NQNFreeForm), tt.wantErr, nil)
-		})
-	}
-}
-
-func TestLoadHost(t *testing.T) {
-	const (
-		nqn = "nqn.2014-08.org.nvmexpress:uuid:0AAAAAAA-0000-4000-8000-00000000000A"
-		id  = "0aaaaaaa-0000-4000-8000-0000000000bb"
-	)
-	write := func(t *testing.T, files map[string]string) string {
-		t.Helper()
-		dir := t.TempDir()
-		for name, body := range files {
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return dir
-	}
-	tests := []struct {
-		name     string
-		files    map[string]string
-		override Host
-		want     Host
-		wantErr  string
-	}{
-		{name: "both files", files: map[string]string{"hostnqn": nqn + "\n", "hostid": id + "\n"}, want: Host{NQN: nqn, ID: id}},
-		{name: "id derived from uuid nqn", files: map[string]string{"hostnqn": nqn}, want: Host{NQN: nqn, ID: "0aaaaaaa-0000-4000-8000-00000000000a"}},
-		{name: "override wins", files: map[string]string{"hostnqn": nqn, "hostid": id}, override: Host{NQN: "nqn.2026-01.io.example:node-7"}, want: Host{NQN: "nqn.2026-01.io.example:node-7", ID: id}},
-		{name: "only overrides", override: Host{NQN: "host-a", ID: id}, want: Host{NQN: "host-a", ID: id}},
-		{name: "nothing", wantErr: "invalid hostnqn: is required"},
-		{name: "no id", files: map[string]string{"hostnqn": "host-a"}, wantErr: "invalid hostid: is required"},
-		{name: "bad id", files: map[string]string{"hostnqn": "host-a", "hostid": "not-a-uuid"}, wantErr: `invalid hostid "not-a-uuid": must be a UUID`},
-		{name: "nqn injection", override: Host{NQN: "h,hostid=x", ID: id}, wantErr: `invalid hostnqn "h,hostid=x": must not contain ','`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := LoadHost(write(t, tt.files), tt.override)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != tt.want {
-				t.Fatalf("LoadHost = %+v, want %+v", got, tt.want)
-			}
 		})
 	}
 }

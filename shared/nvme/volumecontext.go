@@ -13,6 +13,8 @@ type Volume struct {
 	Target    Target
 	Config    ConnectionConfig
 	Namespace NamespaceSelector
+	// FormatPolicy is "" when the context does not say (FormatIfBlank).
+	FormatPolicy FormatPolicy
 }
 
 // Validate checks the whole volume; NQNs in mode.
@@ -20,6 +22,10 @@ func (v Volume) Validate(mode NQNMode) error {
 	var errs FieldErrors
 	for _, err := range []error{v.Target.Validate(mode), v.Config.Validate(), v.Namespace.Validate()} {
 		errs = append(errs, AsFieldErrors(err)...)
+	}
+	if v.FormatPolicy != "" {
+		_, e := parseFormatPolicy(KeyFormatPolicy, string(v.FormatPolicy))
+		errs.add(e)
 	}
 	return errs.orNil()
 }
@@ -144,6 +150,8 @@ func (v *Volume) set(key, val string) *FieldError {
 		v.Config.HdrDigest, err = parseBool(key, val)
 	case KeyDataDigest:
 		v.Config.DataDigest, err = parseBool(key, val)
+	case KeyFormatPolicy:
+		v.FormatPolicy, err = parseFormatPolicy(key, val)
 	}
 	return err
 }
@@ -189,6 +197,7 @@ func (v Volume) ToVolumeContext() map[string]string {
 	if v.Config.DataDigest {
 		m[KeyDataDigest] = "true"
 	}
+	putString(KeyFormatPolicy, string(v.FormatPolicy))
 	return m
 }
 

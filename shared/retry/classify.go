@@ -3,11 +3,7 @@ package retry
 import (
 	"context"
 	"errors"
-	"strings"
 	"syscall"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // permanent is implemented by errors that say for themselves that trying
@@ -28,42 +24,22 @@ var transientErrnos = []syscall.Errno{
 // it gets the same answer. ENOENT is what opening /dev/nvme-fabrics gives
 // without the nvme-fabrics module. (A host the subsystem does not allow gets
 // EIO on 6.1, measured in the lab; EIO is in neither list, so it is not
-// retried unless its text says otherwise, and the connector marks that case
-// permanent itself.)
+// retried; the connector marks that case permanent itself.)
 var permanentErrnos = []syscall.Errno{
 	syscall.EINVAL, syscall.EACCES, syscall.EPERM, syscall.ENOENT, syscall.ENODEV, syscall.EALREADY,
 }
 
-// transientCodes are the gRPC codes that promise a retry may succeed.
-var transientCodes = []codes.Code{codes.Unavailable, codes.ResourceExhausted, codes.Aborted}
-
-// transientMessages match errors that arrive only as text (nvme-cli's
-// stderr, errors flattened into strings along the way). Lower case.
-var transientMessages = []string{
-	"connection refused",
-	"connection reset",
-	"connection timed out",
-	"timed out",
-	"i/o timeout",
-	"no route to host",
-	"network is unreachable",
-	"network is down",
-	"host is down",
-	"resource temporarily unavailable",
-	"try again",
-	"device or resource busy",
-	"interrupted system call",
-	"broken pipe",
-	"temporary failure in name resolution",
-	"transport endpoint is not connected",
-	"controller is resetting",
-	"controller is connecting",
-}
+// timeout is implemented by network errors (net.Error, *net.DNSError)
+// that know they ran out of time.
+type timeout interface{ Timeout() bool }
 
 // IsRetryableError reports whether a failed operation may succeed if tried
-// again. Structured facts come first (context, errors that call themselves
-// permanent, errno, gRPC status), text last, so a message can never
-// overrule what the error's type says.
+// again. It decides from structured facts only: context, errors that call
+// themselves permanent, the errno, a network timeout. Never from text: an
+// error's message may quote what a user wrote (an NQN holding "connection
+// refused" must not make a missing subsystem look transient). Callers that
+// only have a tool's text turn it into an errno themselves, with the user's
+// values taken out first.
 func IsRetryableError(err error) bool {
 	if err == nil {
 		return false
@@ -88,19 +64,9 @@ func IsRetryableError(err error) bool {
 			}
 		}
 	}
-	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
-		for _, c := range transientCodes {
-			if s.Code() == c {
-				return true
-			}
-		}
-		return false
-	}
-	msg := strings.ToLower(err.Error())
-	for _, m := range transientMessages {
-		if strings.Contains(msg, m) {
-			return true
-		}
+	var t timeout
+	if errors.As(err, &t) && t.Timeout() {
+		return true
 	}
 	return false
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 	"github.com/nvmeof/nvmeof/shared/retry"
 	"github.com/nvmeof/nvmeof/test/lab/labtarget"
 )
@@ -55,10 +56,10 @@ func (b *lockedBuffer) take() []map[string]any {
 	return out
 }
 
-func newLabConnector(t *testing.T) (nvme.Connector, *lockedBuffer) {
+func newLabConnector(t *testing.T) (kernel.Connector, *lockedBuffer) {
 	t.Helper()
 	logs := &lockedBuffer{}
-	c, err := nvme.NewConnector(nvme.ConnectorConfig{
+	c, err := kernel.NewConnector(kernel.ConnectorConfig{
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "lab", Level: hclog.Debug, JSONFormat: true, Output: logs}),
 	})
 	if err != nil {
@@ -76,12 +77,22 @@ func labConnection(nqn string) nvme.Connection {
 	}
 }
 
+// valid validates conn as the plugin does before it connects.
+func valid(t *testing.T, conn nvme.Connection) nvme.ValidConnection {
+	t.Helper()
+	v, err := conn.Valid()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 // connectForTest connects and disconnects again when the test ends.
-func connectForTest(t *testing.T, c nvme.Connector, conn nvme.Connection) nvme.Controller {
+func connectForTest(t *testing.T, c kernel.Connector, conn nvme.Connection) kernel.Controller {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	ctrl, err := c.Connect(ctx, conn)
+	ctrl, err := c.Connect(ctx, valid(t, conn))
 	if err != nil {
 		t.Fatalf("Connect(%s): %v", conn.Target.NQN, err)
 	}
@@ -95,7 +106,7 @@ func connectForTest(t *testing.T, c nvme.Connector, conn nvme.Connection) nvme.C
 	return ctrl
 }
 
-func ctrlSysfs(t *testing.T, ctrl nvme.Controller, attr string) string {
+func ctrlSysfs(t *testing.T, ctrl kernel.Controller, attr string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("/sys/class/nvme", ctrl.Name, attr))
 	if err != nil {
@@ -105,7 +116,7 @@ func ctrlSysfs(t *testing.T, ctrl nvme.Controller, attr string) string {
 }
 
 // controllersOf lists the usable controllers of subsystem nqn.
-func controllersOf(t *testing.T, c nvme.Connector, nqn string) []string {
+func controllersOf(t *testing.T, c kernel.Connector, nqn string) []string {
 	t.Helper()
 	all, err := c.Controllers()
 	if err != nil {
@@ -120,7 +131,7 @@ func controllersOf(t *testing.T, c nvme.Connector, nqn string) []string {
 	return names
 }
 
-func resolveForTest(t *testing.T, c nvme.Connector, ctrl nvme.Controller, sel nvme.NamespaceSelector) nvme.Namespace {
+func resolveForTest(t *testing.T, c kernel.Connector, ctrl kernel.Controller, sel nvme.NamespaceSelector) kernel.Namespace {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -197,7 +208,7 @@ func TestConnectorAdopts(t *testing.T) {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
-			ctrl, err := c.Connect(ctx, conn)
+			ctrl, err := c.Connect(ctx, valid(t, conn))
 			if err != nil {
 				t.Errorf("racer %d: %v", i, err)
 				return
@@ -209,7 +220,7 @@ func TestConnectorAdopts(t *testing.T) {
 	got := controllersOf(t, c, labtarget.SubsystemTwo)
 	t.Cleanup(func() {
 		for _, n := range got {
-			if err := c.Disconnect(context.Background(), nvme.Controller{Name: n, Subsystem: labtarget.SubsystemTwo}); err != nil {
+			if err := c.Disconnect(context.Background(), kernel.Controller{Name: n, Subsystem: labtarget.SubsystemTwo}); err != nil {
 				t.Errorf("Disconnect(%s): %v", n, err)
 			}
 		}
@@ -254,7 +265,7 @@ func TestConnectorResolve(t *testing.T) {
 	if ns1.DevicePath == ns2.DevicePath {
 		t.Errorf("both namespaces resolved to %s", ns1.DevicePath)
 	}
-	for _, ns := range []nvme.Namespace{ns1, ns2} {
+	for _, ns := range []kernel.Namespace{ns1, ns2} {
 		if st, err := os.Stat(ns.DevicePath); err != nil || st.Mode()&os.ModeDevice == 0 {
 			t.Errorf("%s: %v, mode %v; want a block device", ns.DevicePath, err, st.Mode())
 		}
@@ -266,7 +277,7 @@ func TestConnectorResolve(t *testing.T) {
 
 	start := time.Now()
 	_, err := c.Resolve(t.Context(), ctrl, nvme.NamespaceSelector{NSID: 1, UUID: labtarget.OneNS2UUID})
-	if !errors.Is(err, nvme.ErrNamespaceMismatch) || !strings.Contains(err.Error(), labtarget.OneNS1UUID) || !strings.Contains(err.Error(), labtarget.OneNS2UUID) {
+	if !errors.Is(err, kernel.ErrNamespaceMismatch) || !strings.Contains(err.Error(), labtarget.OneNS1UUID) || !strings.Contains(err.Error(), labtarget.OneNS2UUID) {
 		t.Errorf("wrong uuid: error = %v, want a mismatch naming both uuids", err)
 	}
 	if took := time.Since(start); took > time.Second {
@@ -286,7 +297,7 @@ func TestConnectorHostNotAllowed(t *testing.T) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	ctrl, err := c.Connect(ctx, labConnection(labtarget.SubsystemACL))
+	ctrl, err := c.Connect(ctx, valid(t, labConnection(labtarget.SubsystemACL)))
 	if err == nil {
 		_ = c.Disconnect(context.Background(), ctrl)
 		t.Fatalf("host %s connected to %s", labtarget.HostNQN, labtarget.SubsystemACL)
@@ -370,11 +381,16 @@ func TestConnectorInjectionRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The connector takes only validated connections; validation is
+	// where the injection stops.
 	conn := labConnection(labtarget.SubsystemOne + ",ctrl_loss_tmo=0")
-	ctrl, err := c.Connect(t.Context(), conn)
+	vc, err := conn.Valid()
 	if err == nil {
-		_ = c.Disconnect(context.Background(), ctrl)
-		t.Fatal("an NQN holding ,ctrl_loss_tmo=0 was connected")
+		ctrl, cerr := c.Connect(t.Context(), vc)
+		if cerr == nil {
+			_ = c.Disconnect(context.Background(), ctrl)
+		}
+		t.Fatal("an NQN holding ,ctrl_loss_tmo=0 passed validation")
 	}
 	if !errors.Is(err, nvme.ErrInvalid) {
 		t.Errorf("error = %v, want ErrInvalid", err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 	"github.com/nvmeof/nvmeof/test/lab/labtarget"
 )
 
@@ -42,7 +43,7 @@ func TestConnectorOutageReconnectsForever(t *testing.T) {
 			t.Errorf("Link: %v", err)
 		}
 	})
-	waitFor(t, "controller connecting", 10*time.Second, func() bool { return ctrlSysfs(t, ctrl, "state") == nvme.StateConnecting })
+	waitFor(t, "controller connecting", 10*time.Second, func() bool { return ctrlSysfs(t, ctrl, "state") == kernel.StateConnecting })
 	t.Logf("state connecting %s after the unlink", time.Since(outageStart).Round(time.Millisecond))
 
 	pending := make(chan error, 1)
@@ -54,7 +55,7 @@ func TestConnectorOutageReconnectsForever(t *testing.T) {
 	default:
 	}
 	h, err := c.Health(ctrl, ns, "")
-	if err != nil || h.Healthy() || h.ControllerState != nvme.StateConnecting {
+	if err != nil || h.Healthy() || h.ControllerState != kernel.StateConnecting {
 		t.Errorf("Health during the outage = %+v, %v; want connecting and not healthy", h, err)
 	}
 	if err := labtarget.Link(labtarget.SubsystemOne); err != nil {
@@ -70,7 +71,7 @@ func TestConnectorOutageReconnectsForever(t *testing.T) {
 		t.Fatal("the pending write did not complete within 30 s of the restore")
 	}
 	t.Logf("pending write completed %s after the restore", time.Since(restored).Round(time.Millisecond))
-	waitFor(t, "controller live again", 30*time.Second, func() bool { return ctrlSysfs(t, ctrl, "state") == nvme.StateLive })
+	waitFor(t, "controller live again", 30*time.Second, func() bool { return ctrlSysfs(t, ctrl, "state") == kernel.StateLive })
 
 	writeRandomFile(t, filepath.Join(mnt, "after"), 64<<10)
 	h, err = c.Health(ctrl, ns, mnt)
@@ -123,7 +124,7 @@ func TestConnectorOutageControllerLoss(t *testing.T) {
 		t.Error("the write pending when the controller was removed never returned")
 	}
 
-	var h nvme.Health
+	var h kernel.Health
 	waitFor(t, "Health reports the file system error", 30*time.Second, func() bool {
 		var err error
 		if h, err = c.Health(ctrl, ns, mnt); err != nil {

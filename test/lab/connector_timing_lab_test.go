@@ -24,7 +24,7 @@ import (
 func TestConnectorTiming(t *testing.T) {
 	const rounds = 20
 	c, logs := newLabConnector(t)
-	conn := labConnection(labtarget.SubsystemTwo)
+	conn := valid(t, labConnection(labtarget.SubsystemTwo))
 	sel := nvme.NamespaceSelector{NSID: 1, UUID: labtarget.TwoNS1UUID}
 	var total, kernel, overhead, aroundWrite, resolveWait, adopt, lookup, scan []time.Duration
 	for i := range rounds {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 	"github.com/nvmeof/nvmeof/test/lab/labtarget"
 )
 
@@ -209,7 +210,7 @@ func TestCSITwoNamespacesOneController(t *testing.T) {
 	p.unpublish(t, first)
 	p.unstage(t, first)
 	after := usableControllers(t, nqn)
-	if len(after) != 1 || after[0].Name != ctrls[0].Name || ctrlSysfs(t, after[0], "state") != nvme.StateLive {
+	if len(after) != 1 || after[0].Name != ctrls[0].Name || ctrlSysfs(t, after[0], "state") != kernel.StateLive {
 		t.Fatalf("after unstaging %s: controllers %+v, want %s still live", first.id, after, ctrls[0].Name)
 	}
 	written := writeRandomFile(t, filepath.Join(second.target, "after"), 1<<20)

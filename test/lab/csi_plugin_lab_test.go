@@ -25,7 +25,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	mount "k8s.io/mount-utils"
 
-	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 	"github.com/nvmeof/nvmeof/test/lab/labtarget"
 )
 
@@ -362,14 +362,14 @@ func mountAt(t *testing.T, path string) mount.MountInfo {
 }
 
 // usableControllers lists the usable controllers of nqn, read from sysfs.
-func usableControllers(t *testing.T, nqn string) []nvme.Controller {
+func usableControllers(t *testing.T, nqn string) []kernel.Controller {
 	t.Helper()
 	c, _ := newLabConnector(t)
 	all, err := c.Controllers()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []nvme.Controller
+	var out []kernel.Controller
 	for _, ctrl := range all {
 		if ctrl.Subsystem == nqn && ctrl.Usable() {
 			out = append(out, ctrl)

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 	"github.com/nvmeof/nvmeof/test/lab/labtarget"
 )
 
@@ -127,13 +127,13 @@ func TestCSIOutageDuringWrites(t *testing.T) {
 			t.Errorf("Link: %v", err)
 		}
 	})
-	waitFor(t, "controller connecting", 10*time.Second, func() bool { return ctrlSysfs(t, ctrl, "state") == nvme.StateConnecting })
+	waitFor(t, "controller connecting", 10*time.Second, func() bool { return ctrlSysfs(t, ctrl, "state") == kernel.StateConnecting })
 	time.Sleep(15*time.Second - time.Since(outage))
 	if err := labtarget.Link(nqn); err != nil {
 		t.Fatal(err)
 	}
 	restored := time.Now()
-	waitFor(t, "controller live again", 30*time.Second, func() bool { return ctrlSysfs(t, ctrl, "state") == nvme.StateLive })
+	waitFor(t, "controller live again", 30*time.Second, func() bool { return ctrlSysfs(t, ctrl, "state") == kernel.StateLive })
 	t.Logf("live %s after the restore", time.Since(restored).Round(time.Millisecond))
 	time.Sleep(2 * time.Second) // a few writes after the restore
 	close(stop)
@@ -159,7 +159,7 @@ func TestCSIOutageDuringWrites(t *testing.T) {
 			t.Errorf("%s: sha256 %x, want %x", f.name, got, f.sum)
 		}
 	}
-	if got := ctrlSysfs(t, ctrl, "state"); got != nvme.StateLive {
+	if got := ctrlSysfs(t, ctrl, "state"); got != kernel.StateLive {
 		t.Errorf("controller %s is %s at the end, want live", ctrl.Name, got)
 	}
 	p.unpublish(t, v)

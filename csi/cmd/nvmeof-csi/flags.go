@@ -5,24 +5,23 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/nvmeof/nvmeof/csi/driver"
-	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 type options struct {
 	endpoint, nodeID, driverName     string
-	hostNQN, hostID, stateDir        string
+	stateDir                         string
 	connector, logLevel, metricsAddr string
-	hostNQNFile, hostIDFile          string
+	host                             kernel.HostSources
 	maxVolumes                       int64
+	operationTimeout                 time.Duration
 	logJSON, version                 bool
 }
 
@@ -41,10 +40,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fset.StringVar(&o.endpoint, "endpoint", env("CSI_ENDPOINT", ""), "CSI socket, unix:///path (env CSI_ENDPOINT)")
 	fset.StringVar(&o.nodeID, "node-id", env("NVMEOF_NODE_ID", ""), "node id reported to the orchestrator (default: the host NQN)")
 	fset.StringVar(&o.driverName, "driver-name", env("NVMEOF_DRIVER_NAME", driver.DefaultDriverName), "CSI driver name")
-	fset.StringVar(&o.hostNQN, "hostnqn", env("NVMEOF_HOSTNQN", ""), "host NQN (default: read from --hostnqn-file)")
-	fset.StringVar(&o.hostID, "hostid", env("NVMEOF_HOSTID", ""), "host ID, a UUID (default: read from --hostid-file)")
-	fset.StringVar(&o.hostNQNFile, "hostnqn-file", env("NVMEOF_HOSTNQN_FILE", nvme.DefaultHostConfigDir+"/hostnqn"), "file holding the host NQN")
-	fset.StringVar(&o.hostIDFile, "hostid-file", env("NVMEOF_HOSTID_FILE", nvme.DefaultHostConfigDir+"/hostid"), "file holding the host ID")
+	fset.StringVar(&o.host.NQN, "hostnqn", env("NVMEOF_HOSTNQN", ""), "host NQN (default: read from --hostnqn-file)")
+	fset.StringVar(&o.host.ID, "hostid", env("NVMEOF_HOSTID", ""), "host ID, a UUID (default: read from --hostid-file)")
+	fset.StringVar(&o.host.NQNFile, "hostnqn-file", env("NVMEOF_HOSTNQN_FILE", kernel.DefaultHostNQNFile), "file holding the host NQN (must exist when given)")
+	fset.StringVar(&o.host.IDFile, "hostid-file", env("NVMEOF_HOSTID_FILE", kernel.DefaultHostIDFile),
+		"file holding the host ID (must exist when given; the default may be missing when the host NQN is of the uuid form)")
+	fset.DurationVar(&o.operationTimeout, "operation-timeout", driver.DefaultOperationTimeout,
+		"bound on every node RPC (Nomad sets none on stage and publish); a format or mount still running then finishes in the background")
 	fset.StringVar(&o.stateDir, "state-dir", env("NVMEOF_STATE_DIR", "/var/lib/nvmeof-csi"), "directory that records what the plugin connected; must survive restarts")
 	fset.StringVar(&o.connector, "connector", env("NVMEOF_CONNECTOR", "fabrics"), "how to connect: fabrics (write /dev/nvme-fabrics) or nvme-cli")
 	fset.StringVar(&o.logLevel, "log-level", env("NVMEOF_LOG_LEVEL", "info"), "trace, debug, info, warn or error")
@@ -55,6 +57,17 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if err := fset.Parse(args); err != nil {
 		return options{}, err //nolint:wrapcheck // flag's own message is shown as is
 	}
+	_, envNQNFile := os.LookupEnv("NVMEOF_HOSTNQN_FILE")
+	_, envIDFile := os.LookupEnv("NVMEOF_HOSTID_FILE")
+	o.host.NQNFileRequired, o.host.IDFileRequired = envNQNFile, envIDFile
+	fset.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "hostnqn-file":
+			o.host.NQNFileRequired = true
+		case "hostid-file":
+			o.host.IDFileRequired = true
+		}
+	})
 	if fset.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected argument %q", fset.Arg(0))
 	}
@@ -70,7 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.endpoint == "" {
 		errs = append(errs, errors.New("--endpoint (or CSI_ENDPOINT) is required"))
 	}
-	if o.connector != nvme.BackendFabrics && o.connector != nvme.BackendNVMeCLI {
+	if o.connector != kernel.BackendFabrics && o.connector != kernel.BackendNVMeCLI {
 		errs = append(errs, fmt.Errorf("--connector %q must be fabrics or nvme-cli", o.connector))
 	}
 	if hclog.LevelFromString(o.logLevel) == hclog.NoLevel {
@@ -79,26 +92,5 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.stateDir == "" {
 		errs = append(errs, errors.New("--state-dir must not be empty"))
 	}
-	if o.hostNQN == "" {
-		o.hostNQN, err = readOptionalFile(o.hostNQNFile)
-		errs = append(errs, err)
-	}
-	if o.hostID == "" {
-		o.hostID, err = readOptionalFile(o.hostIDFile)
-		errs = append(errs, err)
-	}
 	return o, errors.Join(errs...)
-}
-
-// readOptionalFile returns path's trimmed content, "" when it does not
-// exist (nvme.LoadHost then explains what is missing).
-func readOptionalFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", filepath.Clean(path), err)
-	}
-	return strings.TrimSpace(string(b)), nil
 }

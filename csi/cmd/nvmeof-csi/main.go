@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -21,7 +20,7 @@ import (
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/nvmeof/nvmeof/csi/driver"
-	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // drainTimeout bounds how long SIGTERM waits for calls in flight.
@@ -56,25 +55,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func serve(opts options, logger hclog.Logger) error {
-	host, err := nvme.LoadHost(filepath.Dir(opts.hostNQNFile), nvme.Host{NQN: opts.hostNQN, ID: opts.hostID})
+	host, derived, err := kernel.LoadHost(opts.host)
 	if err != nil {
 		return fmt.Errorf("host identity: %w", err)
+	}
+	if derived {
+		logger.Warn("no host ID file; using the uuid of the host NQN as the host ID, as libnvme does", "hostid_file", opts.host.IDFile, "hostid", host.ID)
 	}
 	nodeID := opts.nodeID
 	if nodeID == "" {
 		nodeID = host.NQN
 	}
-	conn, err := nvme.NewConnector(nvme.ConnectorConfig{SysfsRoot: "/sys", DevRoot: "/dev", Backend: opts.connector, Logger: logger})
+	conn, err := kernel.NewConnector(kernel.ConnectorConfig{SysfsRoot: "/sys", DevRoot: "/dev", Backend: opts.connector, Logger: logger})
 	if err != nil {
 		return fmt.Errorf("connector: %w", err)
 	}
 	metrics := driver.NewMetrics()
 	d, err := driver.New(driver.Config{
 		DriverName: opts.driverName, Version: version(), NodeID: nodeID, Host: host,
-		StateDir: opts.stateDir, MaxVolumes: opts.maxVolumes,
+		StateDir: opts.stateDir, MaxVolumes: opts.maxVolumes, OperationTimeout: opts.operationTimeout,
 		Connector: conn, Mounter: mount.New(""), Exec: utilexec.New(),
 		MountTable:  driver.ProcMountTable{Path: "/proc/self/mountinfo", DevDir: "/dev"},
-		KernelCheck: driver.KernelCheck("/dev", "/sys"),
+		KernelCheck: func() error { return kernel.CheckFabricsSupport("/sys", "/dev") },
 		Logger:      logger, Metrics: metrics,
 	})
 	if err != nil {

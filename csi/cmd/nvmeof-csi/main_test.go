@@ -40,3 +40,20 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("exit %d, output %q", code, stdout.String())
 	}
 }
+
+// A host ID file named on the command line must exist: falling back to an
+// ID derived from the host NQN would connect as another host than the one
+// the target allows.
+func TestMissingHostIDFileIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	args := []string{"--endpoint=unix://" + filepath.Join(dir, "csi.sock"), "--state-dir=" + filepath.Join(dir, "state"),
+		"--hostnqn=nqn.2014-08.org.nvmexpress:uuid:0aaaaaaa-0000-4000-8000-00000000000a",
+		"--hostid-file=" + filepath.Join(dir, "missing-hostid")}
+	if code := run(args, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1; stderr: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "missing-hostid") || !strings.Contains(stderr.String(), "no such file") {
+		t.Errorf("stderr %q does not name the missing file", stderr.String())
+	}
+}

@@ -1,5 +1,5 @@
 // Package fakeconnector simulates NVMe-oF targets and the kernel's
-// controllers behind the nvme.Connector interface, for the plugin's unit
+// controllers behind the kernel.Connector interface, for the plugin's unit
 // tests and csi-sanity. Namespaces are real files under a temporary device
 // root: a controller's block device /dev/nvmeXnY is a hard link to the
 // namespace's backing file, so data written through one controller is seen
@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // ErrAlready is what the kernel answers when two connects to one subsystem
@@ -44,7 +45,7 @@ type target struct {
 }
 
 type controller struct {
-	nvme.Controller
+	kernel.Controller
 	conn nvme.Connection
 }
 
@@ -73,7 +74,7 @@ type Connector struct {
 	hosts map[string]string
 }
 
-var _ nvme.Connector = (*Connector)(nil)
+var _ kernel.Connector = (*Connector)(nil)
 
 // New returns a host whose device nodes live in devRoot (created).
 func New(devRoot string) (*Connector, error) {
@@ -124,9 +125,9 @@ func (c *Connector) SetDown(nqn string, down bool) {
 	}
 	for _, ctrl := range c.controllers {
 		if ctrl.Subsystem == nqn {
-			ctrl.State = nvme.StateLive
+			ctrl.State = kernel.StateLive
 			if down {
-				ctrl.State = nvme.StateConnecting
+				ctrl.State = kernel.StateConnecting
 			}
 		}
 	}
@@ -194,15 +195,13 @@ func (c *Connector) Counts() (connects, disconnects int) {
 }
 
 // Connect adopts a usable matching controller or creates one.
-func (c *Connector) Connect(ctx context.Context, conn nvme.Connection) (nvme.Controller, error) {
-	if err := conn.Validate(); err != nil {
-		return nvme.Controller{}, fmt.Errorf("fake connector: %w", err)
-	}
+func (c *Connector) Connect(ctx context.Context, vc nvme.ValidConnection) (kernel.Controller, error) {
+	conn := vc.Connection()
 	key := connKey(conn)
 	c.mu.Lock()
 	if c.inFlight[key] {
 		c.mu.Unlock()
-		return nvme.Controller{}, ErrAlready
+		return kernel.Controller{}, ErrAlready
 	}
 	c.inFlight[key] = true
 	gate, entered := c.connectGate, c.connectEntered
@@ -220,11 +219,11 @@ func (c *Connector) Connect(ctx context.Context, conn nvme.Connection) (nvme.Con
 		select {
 		case <-gate:
 		case <-ctx.Done():
-			return nvme.Controller{}, ctx.Err()
+			return kernel.Controller{}, ctx.Err()
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return nvme.Controller{}, err
+		return kernel.Controller{}, err
 	}
 	c.mu.Lock()
 	_, exists := c.findLocked(conn)
@@ -236,7 +235,7 @@ func (c *Connector) Connect(ctx context.Context, conn nvme.Connection) (nvme.Con
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return nvme.Controller{}, ctx.Err()
+			return kernel.Controller{}, ctx.Err()
 		}
 	}
 
@@ -249,16 +248,16 @@ func (c *Connector) Connect(ctx context.Context, conn nvme.Connection) (nvme.Con
 	}
 	t, ok := c.targets[conn.Target.NQN]
 	if !ok || t.addr != conn.Target.TrAddr || t.port != conn.Target.TrSvcID {
-		return nvme.Controller{}, fmt.Errorf("fake connector: connect to %s at %s:%s: %w",
+		return kernel.Controller{}, fmt.Errorf("fake connector: connect to %s at %s:%s: %w",
 			conn.Target.NQN, conn.Target.TrAddr, conn.Target.TrSvcID, syscall.EINVAL)
 	}
 	if t.down {
-		return nvme.Controller{}, fmt.Errorf("fake connector: connect to %s: %w", conn.Target.NQN, syscall.ECONNREFUSED)
+		return kernel.Controller{}, fmt.Errorf("fake connector: connect to %s: %w", conn.Target.NQN, syscall.ECONNREFUSED)
 	}
 	id := c.nextID
 	c.nextID++
-	ctrl := nvme.Controller{
-		Name: "nvme" + strconv.Itoa(id), Instance: id, State: nvme.StateLive,
+	ctrl := kernel.Controller{
+		Name: "nvme" + strconv.Itoa(id), Instance: id, State: kernel.StateLive,
 		Subsystem: conn.Target.NQN, Transport: conn.Target.Transport,
 		TrAddr: conn.Target.TrAddr, TrSvcID: conn.Target.TrSvcID,
 		HostTrAddr: conn.Target.HostTrAddr, HostIface: conn.Target.HostIface,
@@ -267,7 +266,7 @@ func (c *Connector) Connect(ctx context.Context, conn nvme.Connection) (nvme.Con
 	}
 	for _, ns := range t.namespaces {
 		if err := os.Link(c.backingPath(conn.Target.NQN, ns.NSID), c.devicePath(id, ns.NSID)); err != nil && !errors.Is(err, fs.ErrExist) {
-			return nvme.Controller{}, fmt.Errorf("fake connector: create device node: %w", err)
+			return kernel.Controller{}, fmt.Errorf("fake connector: create device node: %w", err)
 		}
 	}
 	c.controllers[ctrl.Name] = &controller{Controller: ctrl, conn: conn}
@@ -302,32 +301,33 @@ func (c *Connector) ResolveTarget(_ context.Context, t nvme.Target) (nvme.Target
 }
 
 // Find returns the usable controller matching conn.
-func (c *Connector) Find(conn nvme.Connection) (nvme.Controller, bool, error) {
+func (c *Connector) Find(vc nvme.ValidConnection) (kernel.Controller, bool, error) {
+	conn := vc.Connection()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ctrl, ok := c.findLocked(conn)
 	return ctrl, ok, nil
 }
 
-func (c *Connector) findLocked(conn nvme.Connection) (nvme.Controller, bool) {
+func (c *Connector) findLocked(conn nvme.Connection) (kernel.Controller, bool) {
 	for _, name := range c.sortedNames() {
 		ctrl := c.controllers[name]
 		if ctrl.Usable() && connKey(ctrl.conn) == connKey(conn) {
 			return ctrl.Controller, true
 		}
 	}
-	return nvme.Controller{}, false
+	return kernel.Controller{}, false
 }
 
 // Resolve finds the namespace sel picks and verifies its identity.
-func (c *Connector) Resolve(ctx context.Context, ctrl nvme.Controller, sel nvme.NamespaceSelector) (nvme.Namespace, error) {
+func (c *Connector) Resolve(ctx context.Context, ctrl kernel.Controller, sel nvme.NamespaceSelector) (kernel.Namespace, error) {
 	if err := ctx.Err(); err != nil {
-		return nvme.Namespace{}, err
+		return kernel.Namespace{}, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.controllers[ctrl.Name]; !ok {
-		return nvme.Namespace{}, fmt.Errorf("fake connector: controller %s is gone: %w", ctrl.Name, syscall.ENODEV)
+		return kernel.Namespace{}, fmt.Errorf("fake connector: controller %s is gone: %w", ctrl.Name, syscall.ENODEV)
 	}
 	t := c.targets[ctrl.Subsystem]
 	for _, ns := range t.namespaces {
@@ -337,11 +337,16 @@ func (c *Connector) Resolve(ctx context.Context, ctrl nvme.Controller, sel nvme.
 			continue
 		}
 		if (sel.UUID != "" && sel.UUID != ns.UUID) || (sel.NGUID != "" && sel.NGUID != ns.NGUID) {
-			return nvme.Namespace{}, &mismatchError{nsid: ns.NSID, sel: sel.String()}
+			return kernel.Namespace{}, &mismatchError{nsid: ns.NSID, sel: sel.String()}
 		}
 		return c.namespaceLocked(ctrl.Instance, ctrl.Subsystem, ns), nil
 	}
-	return nvme.Namespace{}, fmt.Errorf("fake connector: no namespace %s on %s: %w", sel, ctrl.Subsystem, fs.ErrNotExist)
+	// Like the kernel's: a namespace that is not there may still be on its
+	// way, so Resolve waits for it until ctx ends.
+	c.mu.Unlock()
+	<-ctx.Done()
+	c.mu.Lock()
+	return kernel.Namespace{}, fmt.Errorf("fake connector: no namespace %s on %s: %w", sel, ctrl.Subsystem, ctx.Err())
 }
 
 // mismatchError is a namespace whose identity differs from the selector's:
@@ -358,7 +363,7 @@ func (e *mismatchError) Error() string {
 func (e *mismatchError) Permanent() bool { return true }
 
 // Disconnect deletes a controller and its device nodes.
-func (c *Connector) Disconnect(ctx context.Context, ctrl nvme.Controller) error {
+func (c *Connector) Disconnect(ctx context.Context, ctrl kernel.Controller) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -379,7 +384,7 @@ func (c *Connector) Disconnect(ctx context.Context, ctrl nvme.Controller) error 
 }
 
 // UpdateReconnectParams writes cfg's reconnection parameters.
-func (c *Connector) UpdateReconnectParams(ctrl nvme.Controller, cfg nvme.ConnectionConfig) error {
+func (c *Connector) UpdateReconnectParams(ctrl kernel.Controller, cfg nvme.ConnectionConfig) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cur, ok := c.controllers[ctrl.Name]
@@ -392,10 +397,10 @@ func (c *Connector) UpdateReconnectParams(ctrl nvme.Controller, cfg nvme.Connect
 }
 
 // Controllers lists every controller, by name.
-func (c *Connector) Controllers() ([]nvme.Controller, error) {
+func (c *Connector) Controllers() ([]kernel.Controller, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]nvme.Controller, 0, len(c.controllers))
+	out := make([]kernel.Controller, 0, len(c.controllers))
 	for _, name := range c.sortedNames() {
 		out = append(out, c.controllers[name].Controller)
 	}
@@ -403,7 +408,7 @@ func (c *Connector) Controllers() ([]nvme.Controller, error) {
 }
 
 // NamespaceOf maps nvmeXnY (or its path) to its namespace and controller.
-func (c *Connector) NamespaceOf(device string) (nvme.Namespace, []nvme.Controller, error) {
+func (c *Connector) NamespaceOf(device string) (kernel.Namespace, []kernel.Controller, error) {
 	name := filepath.Base(device)
 	inst, nsid, ok := parseDeviceName(name)
 	c.mu.Lock()
@@ -415,19 +420,19 @@ func (c *Connector) NamespaceOf(device string) (nvme.Namespace, []nvme.Controlle
 			}
 			for _, ns := range c.targets[ctrl.Subsystem].namespaces {
 				if ns.NSID == nsid {
-					return c.namespaceLocked(inst, ctrl.Subsystem, ns), []nvme.Controller{ctrl.Controller}, nil
+					return c.namespaceLocked(inst, ctrl.Subsystem, ns), []kernel.Controller{ctrl.Controller}, nil
 				}
 			}
 		}
 	}
-	return nvme.Namespace{}, nil, fmt.Errorf("fake connector: no NVMe namespace %s: %w", name, fs.ErrNotExist)
+	return kernel.Namespace{}, nil, fmt.Errorf("fake connector: no NVMe namespace %s: %w", name, fs.ErrNotExist)
 }
 
 // Health reports the controller state and injected file-system errors.
-func (c *Connector) Health(ctrl nvme.Controller, ns nvme.Namespace, _ string) (nvme.Health, error) {
+func (c *Connector) Health(ctrl kernel.Controller, ns kernel.Namespace, _ string) (kernel.Health, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var h nvme.Health
+	var h kernel.Health
 	if cur, ok := c.controllers[ctrl.Name]; ok {
 		h.ControllerState = cur.State
 	}
@@ -435,7 +440,7 @@ func (c *Connector) Health(ctrl nvme.Controller, ns nvme.Namespace, _ string) (n
 	switch {
 	case h.ControllerState == "":
 		h.Message = fmt.Sprintf("controller %s of %s is gone: the volume cannot do I/O; re-stage it", ctrl.Name, ctrl.Subsystem)
-	case h.ControllerState != nvme.StateLive:
+	case h.ControllerState != kernel.StateLive:
 		h.Message = fmt.Sprintf("controller %s is %s: target %s:%s is unreachable; check the target and the network", ctrl.Name, h.ControllerState, ctrl.TrAddr, ctrl.TrSvcID)
 	case h.FSErrors > 0:
 		h.Message = fmt.Sprintf("file system on %s recorded %d errors and may be read-only; unmount and fsck it", ns.DevicePath, h.FSErrors)
@@ -443,9 +448,9 @@ func (c *Connector) Health(ctrl nvme.Controller, ns nvme.Namespace, _ string) (n
 	return h, nil
 }
 
-func (c *Connector) namespaceLocked(instance int, nqn string, ns Namespace) nvme.Namespace {
+func (c *Connector) namespaceLocked(instance int, nqn string, ns Namespace) kernel.Namespace {
 	name := fmt.Sprintf("nvme%dn%d", instance, ns.NSID)
-	return nvme.Namespace{
+	return kernel.Namespace{
 		DevicePath: filepath.Join(c.devRoot, name), Name: name, Subsystem: nqn,
 		NSID: ns.NSID, UUID: ns.UUID, NGUID: ns.NGUID, SizeBytes: ns.SizeBytes,
 	}
@@ -490,4 +495,19 @@ func parseDeviceName(name string) (instance int, nsid uint32, ok bool) {
 		return 0, 0, false
 	}
 	return i, uint32(n), true
+}
+
+// Namespaces lists the namespaces reached through ctrl.
+func (c *Connector) Namespaces(ctrl kernel.Controller) ([]kernel.Namespace, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur, ok := c.controllers[ctrl.Name]
+	if !ok {
+		return nil, fmt.Errorf("fake connector: controller %s: %w", ctrl.Name, kernel.ErrControllerGone)
+	}
+	var out []kernel.Namespace
+	for _, ns := range c.targets[cur.Subsystem].namespaces {
+		out = append(out, c.namespaceLocked(cur.Instance, cur.Subsystem, ns))
+	}
+	return out, nil
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/hashicorp/nomad/api"
-	"google.golang.org/grpc/status"
 
 	"github.com/nvmeof/nvmeof/csi/driver"
 	"github.com/nvmeof/nvmeof/csi/nomadvolume"
@@ -218,14 +217,16 @@ func claimOf(where string, req *api.VolumeRequest, vol *api.CSIVolume) []string 
 	}
 	usage := nomadvolume.Usage(req.ReadOnly, attachment, access)
 	staging := filepath.Join(nomadvolume.DefaultStagePublishBaseDir, "staging", "default", vol.ID, usage)
-	errs := driver.StageProblems(&csi.NodeStageVolumeRequest{VolumeId: nomadvolume.RemoteID(vol), StagingTargetPath: staging,
-		VolumeCapability: capability, Secrets: vol.Secrets, VolumeContext: vol.Context})
-	errs = append(errs, driver.PublishProblems(&csi.NodePublishVolumeRequest{VolumeId: nomadvolume.RemoteID(vol),
-		StagingTargetPath: staging, TargetPath: filepath.Join(nomadvolume.DefaultStagePublishBaseDir, "per-alloc", "ALLOC", vol.ID, usage),
-		VolumeCapability: capability, Readonly: req.ReadOnly})...)
-	out := make([]string, 0, len(errs))
-	for _, e := range errs {
-		out = append(out, fmt.Sprintf("%s: the plugin would refuse the claim: %s", where, status.Convert(e).Message()))
+	target := filepath.Join(nomadvolume.DefaultStagePublishBaseDir, "per-alloc", "ALLOC", vol.ID, usage)
+	id := nomadvolume.RemoteID(vol)
+	var out []string
+	for _, e := range driver.StageProblems(&csi.NodeStageVolumeRequest{VolumeId: id, StagingTargetPath: staging,
+		VolumeCapability: capability, Secrets: vol.Secrets, VolumeContext: vol.Context}) {
+		out = append(out, fmt.Sprintf("%s: the plugin would refuse the claim: %s", where, nomadvolume.PluginWords(e, "stage volume "+id+" at "+staging)))
+	}
+	for _, e := range driver.PublishProblems(&csi.NodePublishVolumeRequest{VolumeId: id, StagingTargetPath: staging,
+		TargetPath: target, VolumeCapability: capability, Readonly: req.ReadOnly}) {
+		out = append(out, fmt.Sprintf("%s: the plugin would refuse the claim: %s", where, nomadvolume.PluginWords(e, "publish volume "+id+" at "+target)))
 	}
 	return out
 }

@@ -1,10 +1,11 @@
-package nvme
+package kernel
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -63,6 +64,42 @@ type ConnectorConfig struct {
 	// LookupHost resolves a traddr that is a host name; nil uses the
 	// system resolver.
 	LookupHost HostLookup
+	// ControlFiles opens /dev/nvme-fabrics and writes sysfs attributes;
+	// nil uses the real files. Tests pass a simulated host (kerneltest).
+	ControlFiles ControlFiles
+}
+
+// ControlFiles is the connector's edge to the kernel's control files: the
+// ones whose writes make the kernel act (create or delete a controller,
+// retune it). Reads go straight to the sysfs tree under SysfsRoot.
+type ControlFiles interface {
+	// OpenFabrics opens /dev/nvme-fabrics (path) read-write.
+	OpenFabrics(path string) (io.ReadWriteCloser, error)
+	// WriteAttr writes value to the sysfs attribute at path in one write.
+	WriteAttr(path, value string) error
+}
+
+// osControlFiles are the real files.
+type osControlFiles struct{}
+
+func (osControlFiles) OpenFabrics(path string) (io.ReadWriteCloser, error) {
+	return os.OpenFile(path, os.O_RDWR, 0) //nolint:wrapcheck // openFabrics wraps it with what it means
+}
+
+func (osControlFiles) WriteAttr(path, value string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s for writing: %w", filepath.Base(path), err)
+	}
+	_, werr := f.WriteString(value)
+	cerr := f.Close()
+	if werr != nil {
+		return fmt.Errorf("write %q to %s: %w", value, filepath.Base(path), werr)
+	}
+	if cerr != nil {
+		return fmt.Errorf("write %q to %s: %w", value, filepath.Base(path), cerr)
+	}
+	return nil
 }
 
 // NewConnector validates cfg, fills in its defaults and returns a
@@ -83,13 +120,16 @@ func NewConnector(cfg ConnectorConfig) (Connector, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
+	if cfg.ControlFiles == nil {
+		cfg.ControlFiles = osControlFiles{}
+	}
 	if cfg.LookupHost == nil {
 		cfg.LookupHost = func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host) //nolint:wrapcheck // resolveTarget wraps it with the host name
 		}
 	}
 	k := &kernelConnector{
-		sys:        sysfs{root: cfg.SysfsRoot},
+		sys:        sysfs{root: cfg.SysfsRoot, ctl: cfg.ControlFiles},
 		devRoot:    cfg.DevRoot,
 		backoff:    cfg.Backoff,
 		log:        cfg.Logger.Named("connector"),
@@ -97,7 +137,7 @@ func NewConnector(cfg ConnectorConfig) (Connector, error) {
 	}
 	switch cfg.Backend {
 	case BackendFabrics:
-		k.backend = &fabricsBackend{path: filepath.Join(cfg.DevRoot, "nvme-fabrics"), open: openFabricsDevice, log: k.log}
+		k.backend = &fabricsBackend{path: filepath.Join(cfg.DevRoot, "nvme-fabrics"), open: cfg.ControlFiles.OpenFabrics, log: k.log}
 	case BackendNVMeCLI:
 		if cfg.NVMeCLIPath == "" {
 			cfg.NVMeCLIPath = DefaultNVMeCLIPath
@@ -134,8 +174,12 @@ func CheckFabricsSupport(sysfsRoot, devRoot string) error {
 		return fmt.Errorf("%w: %s is not a character device", ErrFabricsUnavailable, dev)
 	}
 	mod := filepath.Join(sysfsRoot, "module", "nvme_tcp")
-	if _, err := os.Stat(mod); err != nil {
+	if _, err := os.Stat(mod); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: %s not found, the NVMe/TCP transport is not loaded: run `modprobe nvme-tcp`", ErrFabricsUnavailable, mod)
+	} else if err != nil {
+		// Not "not loaded": sysfs itself cannot be read (a bad mount of
+		// the host's /sys into the plugin's container, say).
+		return fmt.Errorf("%w: look for nvme_tcp: %w", ErrFabricsUnavailable, err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package nvme
+package kernel
 
 import (
 	"context"
@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strconv"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
 )
 
 // controllerCreator asks the kernel for a new controller; the connector
@@ -18,16 +19,13 @@ import (
 type controllerCreator interface {
 	// create returns the new controller's name (nvmeN). An error matching
 	// syscall.EALREADY means the kernel already has a matching controller.
-	create(ctx context.Context, c Connection) (string, error)
+	create(ctx context.Context, c nvme.ValidConnection) (string, error)
 }
 
-// fabricsDevice is the open /dev/nvme-fabrics.
-type fabricsDevice interface {
-	io.ReadWriteCloser
-}
-
-func openFabricsDevice(path string) (fabricsDevice, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+// openFabrics opens /dev/nvme-fabrics through open, saying what a missing
+// device means.
+func openFabrics(open func(string) (io.ReadWriteCloser, error), path string) (io.ReadWriteCloser, error) {
+	f, err := open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %w (load the modules with `modprobe nvme-tcp`)", ErrFabricsUnavailable, err)
 	}
@@ -42,7 +40,7 @@ func openFabricsDevice(path string) (fabricsDevice, error) {
 // same descriptor.
 type fabricsBackend struct {
 	path string
-	open func(path string) (fabricsDevice, error)
+	open func(path string) (io.ReadWriteCloser, error)
 	log  hclog.Logger
 }
 
@@ -55,35 +53,21 @@ type fabricsResult struct {
 
 // create runs the write on its own goroutine. The kernel does the whole
 // controller setup inside write(2), under a global mutex, and the write
-// cannot be interrupted; when ctx ends first, create returns at once and
-// the goroutine closes the descriptor when the kernel lets go. The channel
-// is buffered, so the goroutine never waits for a reader that left.
-func (f *fabricsBackend) create(ctx context.Context, c Connection) (string, error) {
-	opts, err := c.FabricsOptions()
-	if err != nil {
-		return "", err
-	}
+// cannot be interrupted; when ctx ends first, create returns an
+// *InFlightError at once, and the goroutine keeps the outcome for its Wait
+// and closes the descriptor when the kernel lets go.
+func (f *fabricsBackend) create(ctx context.Context, vc nvme.ValidConnection) (string, error) {
+	c := vc.Connection()
 	// Once started, the write runs to its end: do not start one for a
 	// caller that has already left.
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("connect to subsystem %q: %w", c.Target.NQN, err)
 	}
-	done := make(chan fabricsResult, 1)
-	callerLeft := make(chan struct{})
-	go func() {
-		r := f.connectOnce(opts)
-		done <- r
-		select {
-		case <-callerLeft:
-			if r.err == nil {
-				f.log.Warn("connect finished after the caller gave up; the next Connect adopts the controller",
-					"controller", "nvme"+strconv.Itoa(r.reply.Instance), "nqn", c.Target.NQN)
-			}
-		default:
-		}
-	}()
-	select {
-	case r := <-done:
+	opts := vc.FabricsOptions()
+	var r fabricsResult
+	done := make(chan struct{}) // closed once r holds the kernel's answer
+	go func() { r = f.connectOnce(opts); close(done) }()
+	outcome := func() (string, error) {
 		if r.err != nil {
 			return "", newConnectError(c, r.err)
 		}
@@ -91,9 +75,23 @@ func (f *fabricsBackend) create(ctx context.Context, c Connection) (string, erro
 		f.log.Debug("kernel created controller", "controller", name, "nqn", c.Target.NQN,
 			"cntlid", r.reply.CntlID, "kernel_write_ms", float64(r.took.Microseconds())/1000)
 		return name, nil
+	}
+	select {
+	case <-done:
+		return outcome()
 	case <-ctx.Done():
-		close(callerLeft)
-		return "", fmt.Errorf("connect to subsystem %q: the kernel is still connecting, giving up: %w", c.Target.NQN, ctx.Err())
+		return "", &InFlightError{
+			target: fmt.Sprintf("subsystem %q at %s:%s", c.Target.NQN, c.Target.TrAddr, c.Target.TrSvcID),
+			cause:  ctx.Err(),
+			wait: func(wctx context.Context) (string, error) {
+				select {
+				case <-done:
+					return outcome()
+				case <-wctx.Done():
+					return "", fmt.Errorf("wait for the kernel's connect to subsystem %q: %w", c.Target.NQN, wctx.Err())
+				}
+			},
+		}
 	}
 }
 
@@ -101,7 +99,7 @@ func (f *fabricsBackend) create(ctx context.Context, c Connection) (string, erro
 // holds DH-HMAC-CHAP secrets when there are any: it never reaches an error.
 func (f *fabricsBackend) connectOnce(opts string) fabricsResult {
 	start := time.Now()
-	dev, err := f.open(f.path)
+	dev, err := openFabrics(f.open, f.path)
 	if err != nil {
 		return fabricsResult{err: err}
 	}

@@ -1,4 +1,4 @@
-package nvme
+package kernel
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
 )
 
 var (
@@ -53,36 +55,36 @@ func TestResolve(t *testing.T) {
 		name     string
 		fixture  func(*testing.T) *sysfsFixture
 		ctrl     Controller
-		sel      NamespaceSelector
+		sel      nvme.NamespaceSelector
 		wantDisk string
 		wantErr  error
 		wantText []string
 	}{
-		{name: "multipath by nsid", fixture: multipathFixture, ctrl: ctrl5, sel: NamespaceSelector{NSID: 1}, wantDisk: "nvme2n2"},
-		{name: "multipath by nsid, second namespace", fixture: multipathFixture, ctrl: ctrl5, sel: NamespaceSelector{NSID: 2}, wantDisk: "nvme2n1"},
+		{name: "multipath by nsid", fixture: multipathFixture, ctrl: ctrl5, sel: nvme.NamespaceSelector{NSID: 1}, wantDisk: "nvme2n2"},
+		{name: "multipath by nsid, second namespace", fixture: multipathFixture, ctrl: ctrl5, sel: nvme.NamespaceSelector{NSID: 2}, wantDisk: "nvme2n1"},
 		{name: "multipath by nsid verified by uuid", fixture: multipathFixture, ctrl: ctrl5,
-			sel: NamespaceSelector{NSID: 1, UUID: "11111111-1111-4111-8111-111111111111"}, wantDisk: "nvme2n2"},
+			sel: nvme.NamespaceSelector{NSID: 1, UUID: "11111111-1111-4111-8111-111111111111"}, wantDisk: "nvme2n2"},
 		{name: "multipath by uuid only", fixture: multipathFixture, ctrl: ctrl5,
-			sel: NamespaceSelector{UUID: "22222222-2222-4222-8222-222222222222"}, wantDisk: "nvme2n1"},
+			sel: nvme.NamespaceSelector{UUID: "22222222-2222-4222-8222-222222222222"}, wantDisk: "nvme2n1"},
 		{name: "multipath by nguid in uuid layout", fixture: multipathFixture, ctrl: ctrl5,
-			sel: NamespaceSelector{NGUID: "77777777-7777-7777-7777-777777777777"}, wantDisk: "nvme2n3"},
+			sel: nvme.NamespaceSelector{NGUID: "77777777-7777-7777-7777-777777777777"}, wantDisk: "nvme2n3"},
 		{name: "the second controller reaches the same head", fixture: multipathFixture,
-			ctrl: Controller{Name: "nvme6", Subsystem: nqnOne}, sel: NamespaceSelector{NSID: 1}, wantDisk: "nvme2n2"},
+			ctrl: Controller{Name: "nvme6", Subsystem: nqnOne}, sel: nvme.NamespaceSelector{NSID: 1}, wantDisk: "nvme2n2"},
 		{name: "wrong uuid is refused naming both", fixture: multipathFixture, ctrl: ctrl5,
-			sel:     NamespaceSelector{NSID: 1, UUID: "22222222-2222-4222-8222-222222222222"},
+			sel:     nvme.NamespaceSelector{NSID: 1, UUID: "22222222-2222-4222-8222-222222222222"},
 			wantErr: ErrNamespaceMismatch, wantText: []string{"22222222-2222-4222-8222-222222222222", "11111111-1111-4111-8111-111111111111"}},
 		{name: "wrong nguid is refused naming both", fixture: multipathFixture, ctrl: ctrl5,
-			sel:     NamespaceSelector{NSID: 7, NGUID: "66666666666666666666666666666666"},
+			sel:     nvme.NamespaceSelector{NSID: 7, NGUID: "66666666666666666666666666666666"},
 			wantErr: ErrNamespaceMismatch, wantText: []string{"66666666666666666666666666666666", "77777777777777777777777777777777"}},
 		{name: "a uuid the namespace lacks is refused", fixture: multipathFixture, ctrl: ctrl5,
-			sel:     NamespaceSelector{NSID: 7, UUID: "77777777-7777-7777-7777-777777777777"},
+			sel:     nvme.NamespaceSelector{NSID: 7, UUID: "77777777-7777-7777-7777-777777777777"},
 			wantErr: ErrNamespaceMismatch, wantText: []string{"the namespace has none"}},
-		{name: "plain by nsid", fixture: plainFixture, ctrl: ctrl3, sel: NamespaceSelector{NSID: 1}, wantDisk: "nvme3n2"},
-		{name: "plain by uuid", fixture: plainFixture, ctrl: ctrl3, sel: NamespaceSelector{UUID: nsTwo.UUID}, wantDisk: "nvme3n1"},
-		{name: "controller gone", fixture: plainFixture, ctrl: Controller{Name: "nvme4", Subsystem: nqnOne}, sel: NamespaceSelector{NSID: 1}, wantErr: ErrControllerGone},
+		{name: "plain by nsid", fixture: plainFixture, ctrl: ctrl3, sel: nvme.NamespaceSelector{NSID: 1}, wantDisk: "nvme3n2"},
+		{name: "plain by uuid", fixture: plainFixture, ctrl: ctrl3, sel: nvme.NamespaceSelector{UUID: nsTwo.UUID}, wantDisk: "nvme3n1"},
+		{name: "controller gone", fixture: plainFixture, ctrl: Controller{Name: "nvme4", Subsystem: nqnOne}, sel: nvme.NamespaceSelector{NSID: 1}, wantErr: ErrControllerGone},
 		{name: "controller name reused by another subsystem", fixture: multipathFixture,
-			ctrl: Controller{Name: "nvme0", Subsystem: nqnOne}, sel: NamespaceSelector{NSID: 1}, wantErr: ErrControllerGone},
-		{name: "invalid selector", fixture: plainFixture, ctrl: ctrl3, sel: NamespaceSelector{}, wantErr: ErrInvalid},
+			ctrl: Controller{Name: "nvme0", Subsystem: nqnOne}, sel: nvme.NamespaceSelector{NSID: 1}, wantErr: ErrControllerGone},
+		{name: "invalid selector", fixture: plainFixture, ctrl: ctrl3, sel: nvme.NamespaceSelector{}, wantErr: nvme.ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,7 +115,7 @@ func TestResolve(t *testing.T) {
 func TestResolveNamespaceDetails(t *testing.T) {
 	fx := multipathFixture(t)
 	k := newTestConnector(t, fx, newFakeFabrics(fx))
-	ns, err := k.Resolve(t.Context(), Controller{Name: "nvme5", Subsystem: nqnOne}, NamespaceSelector{NSID: 7})
+	ns, err := k.Resolve(t.Context(), Controller{Name: "nvme5", Subsystem: nqnOne}, nvme.NamespaceSelector{NSID: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +139,7 @@ func TestResolveWaitsForTheScan(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		ns, err := k.Resolve(t.Context(), Controller{Name: "nvme0", Subsystem: nqnOne}, NamespaceSelector{NSID: 1})
+		ns, err := k.Resolve(t.Context(), Controller{Name: "nvme0", Subsystem: nqnOne}, nvme.NamespaceSelector{NSID: 1})
 		done <- result{ns, err}
 	}()
 	fx.addHeadNamespace(1, 1, nsOne, 0)
@@ -154,7 +156,7 @@ func TestResolveGivesUpWithTheContext(t *testing.T) {
 	k := newTestConnector(t, fx, newFakeFabrics(fx))
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
-	_, err := k.Resolve(ctx, Controller{Name: "nvme0", Subsystem: nqnOne}, NamespaceSelector{NSID: 1})
+	_, err := k.Resolve(ctx, Controller{Name: "nvme0", Subsystem: nqnOne}, nvme.NamespaceSelector{NSID: 1})
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "did not appear") {
 		t.Errorf("error = %v, want a deadline naming the namespace", err)
 	}
@@ -229,7 +231,7 @@ func BenchmarkResolve(b *testing.B) {
 		}
 		target := n / 2
 		ctrl := Controller{Name: fmt.Sprintf("nvme%d", target), Subsystem: fmt.Sprintf("nqn.2026-01.io.nvmeof.bench:s%d", target)}
-		sel := NamespaceSelector{NSID: 4, UUID: fmt.Sprintf("%08x-0000-4000-8000-%012x", target, 4)}
+		sel := nvme.NamespaceSelector{NSID: 4, UUID: fmt.Sprintf("%08x-0000-4000-8000-%012x", target, 4)}
 		b.Run(fmt.Sprintf("controllers=%d/namespaces=%d", n, 4*n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

@@ -1,4 +1,4 @@
-package nvme
+package kernel
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
 )
 
 // Resolve waits for the namespace sel picks on ctrl's subsystem. The kernel
@@ -17,7 +19,7 @@ import (
 // repeated every ResolvePoll until it succeeds, fails for good, or ctx
 // ends. An identity mismatch is final at once: it is the wrong namespace,
 // and waiting cannot make it the right one.
-func (k *kernelConnector) Resolve(ctx context.Context, ctrl Controller, sel NamespaceSelector) (Namespace, error) {
+func (k *kernelConnector) Resolve(ctx context.Context, ctrl Controller, sel nvme.NamespaceSelector) (Namespace, error) {
 	sel, err := normalizeSelector(sel)
 	if err != nil {
 		return Namespace{}, fmt.Errorf("resolve namespace on %s: %w", ctrl.Name, err)
@@ -44,19 +46,19 @@ func (k *kernelConnector) Resolve(ctx context.Context, ctrl Controller, sel Name
 }
 
 // normalizeSelector validates sel and brings uuid and nguid to canonical form.
-func normalizeSelector(sel NamespaceSelector) (NamespaceSelector, error) {
+func normalizeSelector(sel nvme.NamespaceSelector) (nvme.NamespaceSelector, error) {
 	if err := sel.Validate(); err != nil {
-		return NamespaceSelector{}, err
+		return nvme.NamespaceSelector{}, err
 	}
 	var err error
 	if sel.UUID != "" {
-		if sel.UUID, err = NormalizeUUID(sel.UUID); err != nil {
-			return NamespaceSelector{}, err
+		if sel.UUID, err = nvme.NormalizeUUID(sel.UUID); err != nil {
+			return nvme.NamespaceSelector{}, err
 		}
 	}
 	if sel.NGUID != "" {
-		if sel.NGUID, err = NormalizeNGUID(sel.NGUID); err != nil {
-			return NamespaceSelector{}, err
+		if sel.NGUID, err = nvme.NormalizeNGUID(sel.NGUID); err != nil {
+			return nvme.NamespaceSelector{}, err
 		}
 	}
 	return sel, nil
@@ -65,7 +67,7 @@ func normalizeSelector(sel NamespaceSelector) (NamespaceSelector, error) {
 // lookupNamespace is one look for sel among ctrl's namespaces: the head
 // disks of its subsystem (native multipath) and its own disks (without).
 // Disk names are read, never derived from controller numbers.
-func (k *kernelConnector) lookupNamespace(ctrl Controller, sel NamespaceSelector) (Namespace, bool, error) {
+func (k *kernelConnector) lookupNamespace(ctrl Controller, sel nvme.NamespaceSelector) (Namespace, bool, error) {
 	ctrlDir := k.sys.controllerDir(ctrl.Name)
 	entries, err := readDirNames(ctrlDir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -120,7 +122,7 @@ func (k *kernelConnector) lookupNamespace(ctrl Controller, sel NamespaceSelector
 // matchDisk reads the disk at dir and checks it against sel. A disk whose
 // attributes vanish while being read is being removed: no match. The disk
 // counts as found only once its /dev node exists.
-func (k *kernelConnector) matchDisk(dir, name, nqn string, sel NamespaceSelector) (Namespace, bool, error) {
+func (k *kernelConnector) matchDisk(dir, name, nqn string, sel nvme.NamespaceSelector) (Namespace, bool, error) {
 	if sel.NSID != 0 {
 		// The nsid alone rules out the other disks: one read each.
 		nsid, err := readAttr(dir, "nsid")
@@ -148,10 +150,10 @@ func (k *kernelConnector) matchDisk(dir, name, nqn string, sel NamespaceSelector
 	return ns, true, nil
 }
 
-// readNamespace reads a disk's identity and size.
+// readNamespace reads a disk's identity, size and device number.
 func (k *kernelConnector) readNamespace(dir, name, nqn string) (Namespace, error) {
-	var attrs [4]string
-	for i, a := range []string{"nsid", "uuid", "nguid", "size"} {
+	var attrs [5]string
+	for i, a := range []string{"nsid", "uuid", "nguid", "size", "dev"} {
 		var err error
 		if a == "nsid" {
 			attrs[i], err = readAttr(dir, a)
@@ -182,13 +184,14 @@ func (k *kernelConnector) readNamespace(dir, name, nqn string) (Namespace, error
 		UUID:       id.UUID,
 		NGUID:      id.NGUID,
 		SizeBytes:  size,
+		Dev:        attrs[4],
 	}, nil
 }
 
 // selectorMatches tells whether ns is the namespace sel picks. A namespace
 // found by nsid (or by uuid) whose other identity differs from sel is an
 // ErrNamespaceMismatch naming both values.
-func selectorMatches(ns Namespace, sel NamespaceSelector) (bool, error) {
+func selectorMatches(ns Namespace, sel nvme.NamespaceSelector) (bool, error) {
 	switch {
 	case sel.NSID != 0:
 		if ns.NSID != sel.NSID {
@@ -298,4 +301,53 @@ func (k *kernelConnector) hasPathTo(dir string, nsid uint32) bool {
 		}
 	}
 	return false
+}
+
+// Namespaces lists the disks reached through ctrl: its own disks without
+// native multipath, the head disk of each of its paths with it. A disk
+// that vanishes while read is no longer reached; any other failure fails
+// the whole list, so that a caller deciding whether the controller is
+// still used never decides from half a list.
+func (k *kernelConnector) Namespaces(ctrl Controller) ([]Namespace, error) {
+	ctrlDir := k.sys.controllerDir(ctrl.Name)
+	entries, err := readDirNames(ctrlDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("controller %s: %w", ctrl.Name, ErrControllerGone)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("namespaces of %s: %w", ctrl.Name, err)
+	}
+	var out []Namespace
+	for _, e := range entries {
+		var dir, disk string
+		switch classifyDisk(e) {
+		case diskPlain:
+			dir, disk = filepath.Join(ctrlDir, e), e
+		case diskPath:
+			disk = headOfPath(e)
+			dir = k.sys.blockDir(disk)
+		default:
+			continue
+		}
+		ns, err := k.readNamespace(dir, disk, ctrl.Subsystem)
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
+				continue // the disk went away while we looked
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("namespaces of %s: %w", ctrl.Name, err)
+		}
+		out = append(out, ns)
+	}
+	return out, nil
+}
+
+// headOfPath names the head disk of a path disk: nvmeKcCnI is a path of
+// nvmeKnI.
+func headOfPath(path string) string {
+	rest := strings.TrimPrefix(path, "nvme")
+	sub, _, _ := strings.Cut(rest, "c")
+	_, idx, _ := strings.Cut(rest, "n")
+	return "nvme" + sub + "n" + idx
 }

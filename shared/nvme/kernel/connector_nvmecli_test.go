@@ -1,4 +1,4 @@
-package nvme
+package kernel
 
 import (
 	"bytes"
@@ -8,6 +8,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/nvmetest"
 )
 
 // fakeNVMeCLI stands in for the nvme binary: it records each argument
@@ -26,11 +29,11 @@ func (f *fakeNVMeCLI) Run(_ context.Context, path string, args []string) ([]byte
 var errExit1 = errors.New("exit status 1")
 
 func TestNVMeCLIBackend(t *testing.T) {
-	secret := Secret(dhchapKeyFor(bytes.Repeat([]byte{7}, 32)))
+	secret := nvme.Secret(nvmetest.DHCHAPKey(bytes.Repeat([]byte{7}, 32)))
 	tests := []struct {
 		name      string
 		act       func(fx *sysfsFixture) func(call int) (string, error)
-		auth      Auth
+		auth      nvme.Auth
 		wantCalls int
 		wantName  string
 		wantText  string
@@ -51,11 +54,11 @@ func TestNVMeCLIBackend(t *testing.T) {
 					return "already connected", errExit1
 				}
 			}},
-		{name: "refused is retried, secrets stay out of the error", auth: Auth{HostSecret: secret}, wantCalls: 4,
-			wantText: "Failed to write to /dev/nvme-fabrics: Connection refused",
+		{name: "refused is retried, secrets stay out of the error", auth: nvme.Auth{HostSecret: secret}, wantCalls: 4,
+			wantText: "Failed to write to /dev/nvme-fabrics: nvme.Connection refused",
 			act: func(*sysfsFixture) func(int) (string, error) {
 				return func(int) (string, error) {
-					return "Failed to write to /dev/nvme-fabrics: Connection refused\n", errExit1
+					return "Failed to write to /dev/nvme-fabrics: nvme.Connection refused\n", errExit1
 				}
 			}},
 		{name: "invalid argument is not retried", wantCalls: 1, wantText: "Invalid argument",
@@ -78,7 +81,7 @@ func TestNVMeCLIBackend(t *testing.T) {
 			}
 			conn := connectionTo(nqnOne)
 			conn.Auth = tt.auth
-			ctrl, err := c.Connect(t.Context(), conn)
+			ctrl, err := c.Connect(t.Context(), valid(t, conn))
 			if len(cli.calls) != tt.wantCalls {
 				t.Errorf("nvme ran %d times, want %d", len(cli.calls), tt.wantCalls)
 			}
@@ -117,8 +120,8 @@ func TestNVMeCLIBackendRefusesZeroTimeouts(t *testing.T) {
 	}
 	conn := connectionTo(nqnOne)
 	conn.Config.CtrlLossTmo = 0
-	if _, err := c.Connect(t.Context(), conn); !errors.Is(err, ErrInvalid) || len(cli.calls) != 0 {
-		t.Errorf("error = %v after %d runs, want ErrInvalid before running nvme", err, len(cli.calls))
+	if _, err := c.Connect(t.Context(), valid(t, conn)); !errors.Is(err, nvme.ErrInvalid) || len(cli.calls) != 0 {
+		t.Errorf("error = %v after %d runs, want nvme.ErrInvalid before running nvme", err, len(cli.calls))
 	}
 }
 

@@ -1,4 +1,4 @@
-package nvme
+package kernel
 
 import (
 	"context"
@@ -10,11 +10,11 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/nvmeof/nvmeof/shared/nvme"
 	"github.com/nvmeof/nvmeof/shared/retry"
 )
 
@@ -31,27 +31,12 @@ type kernelConnector struct {
 
 var _ Connector = (*kernelConnector)(nil)
 
-// lookupTimeout bounds the host name lookup of Find, which has no context.
-const lookupTimeout = 10 * time.Second
-
-func (k *kernelConnector) Connect(ctx context.Context, c Connection) (Controller, error) {
-	// Checked before the name lookup too, so a bad NQN costs no DNS query.
-	if err := c.Target.Validate(NQNFreeForm); err != nil {
-		return Controller{}, fmt.Errorf("connect to subsystem %q: %w", c.Target.NQN, err)
-	}
-	c, err := k.resolveTarget(ctx, c)
-	if err != nil {
-		return Controller{}, err
-	}
-	// Everything is checked before the kernel sees anything: a value that
-	// would inject an option never gets near /dev/nvme-fabrics.
-	if err := c.Validate(); err != nil {
-		return Controller{}, fmt.Errorf("connect to subsystem %q: %w", c.Target.NQN, err)
-	}
+func (k *kernelConnector) Connect(ctx context.Context, vc nvme.ValidConnection) (Controller, error) {
+	c := vc.Connection()
 	var ctrl Controller
-	err = retry.RetryWithBackoff(ctx, k.backoff, func(ctx context.Context) error {
+	err := retry.RetryWithBackoff(ctx, k.backoff, func(ctx context.Context) error {
 		var err error
-		ctrl, err = k.connectOnce(ctx, c)
+		ctrl, err = k.connectOnce(ctx, vc)
 		if err != nil {
 			k.log.Debug("connect attempt failed", "nqn", c.Target.NQN, "traddr", c.Target.TrAddr, "error", err)
 		}
@@ -64,13 +49,19 @@ func (k *kernelConnector) Connect(ctx context.Context, c Connection) (Controller
 }
 
 // connectOnce adopts a matching controller or creates one.
-func (k *kernelConnector) connectOnce(ctx context.Context, c Connection) (Controller, error) {
+func (k *kernelConnector) connectOnce(ctx context.Context, vc nvme.ValidConnection) (Controller, error) {
+	c := vc.Connection()
 	if ctrl, found, err := findController(k.sys, c); err != nil {
 		return Controller{}, err
 	} else if found {
 		return k.adopt(ctrl, c.Config)
 	}
-	name, err := k.backend.create(ctx, c)
+	name, err := k.backend.create(ctx, vc)
+	var inflight *InFlightError
+	if errors.As(err, &inflight) {
+		inflight.read = func(name string) (Controller, error) { return k.newController(name, c) }
+		return Controller{}, err
+	}
 	if errors.Is(err, syscall.EALREADY) {
 		// Someone else connected between our look and our write.
 		ctrl, found, ferr := findController(k.sys, c)
@@ -88,6 +79,11 @@ func (k *kernelConnector) connectOnce(ctx context.Context, c Connection) (Contro
 	if err != nil {
 		return Controller{}, err
 	}
+	return k.newController(name, c)
+}
+
+// newController reads the controller the kernel just created for c.
+func (k *kernelConnector) newController(name string, c nvme.Connection) (Controller, error) {
 	ctrl, err := k.sys.controller(name)
 	if err != nil {
 		return Controller{}, fmt.Errorf("read new controller: %w", err)
@@ -101,7 +97,7 @@ func (k *kernelConnector) connectOnce(ctx context.Context, c Connection) (Contro
 }
 
 // adopt brings an existing controller's reconnection parameters to cfg.
-func (k *kernelConnector) adopt(ctrl Controller, cfg ConnectionConfig) (Controller, error) {
+func (k *kernelConnector) adopt(ctrl Controller, cfg nvme.ConnectionConfig) (Controller, error) {
 	k.log.Debug("adopting controller", "controller", ctrl.Name, "nqn", ctrl.Subsystem, "state", ctrl.State)
 	if reconnectParamsMatch(ctrl, cfg) {
 		return ctrl, nil
@@ -112,14 +108,8 @@ func (k *kernelConnector) adopt(ctrl Controller, cfg ConnectionConfig) (Controll
 	return k.readBack(ctrl, cfg)
 }
 
-func (k *kernelConnector) Find(c Connection) (Controller, bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
-	defer cancel()
-	c, err := k.resolveTarget(ctx, c)
-	if err != nil {
-		return Controller{}, false, err
-	}
-	return findController(k.sys, c)
+func (k *kernelConnector) Find(c nvme.ValidConnection) (Controller, bool, error) {
+	return findController(k.sys, c.Connection())
 }
 
 func (k *kernelConnector) Controllers() ([]Controller, error) {
@@ -142,7 +132,7 @@ func (k *kernelConnector) Disconnect(ctx context.Context, ctrl Controller) error
 	// Deleting waits for the controller's teardown in the kernel; like the
 	// connect write it cannot be interrupted, so ctx only bounds our wait.
 	done := make(chan error, 1)
-	go func() { done <- writeAttr(k.sys.controllerDir(ctrl.Name), "delete_controller", "1") }()
+	go func() { done <- k.sys.writeAttr(k.sys.controllerDir(ctrl.Name), "delete_controller", "1") }()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -155,7 +145,7 @@ func (k *kernelConnector) Disconnect(ctx context.Context, ctrl Controller) error
 	return nil
 }
 
-func (k *kernelConnector) UpdateReconnectParams(ctrl Controller, cfg ConnectionConfig) error {
+func (k *kernelConnector) UpdateReconnectParams(ctrl Controller, cfg nvme.ConnectionConfig) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("update %s: %w", ctrl.Name, err)
 	}
@@ -185,7 +175,7 @@ func (k *kernelConnector) currentController(ctrl Controller) (Controller, error)
 // writeReconnectParams writes reconnect_delay first: the kernel turns
 // ctrl_loss_tmo into a number of attempts using the delay in force when
 // ctrl_loss_tmo is written.
-func (k *kernelConnector) writeReconnectParams(ctrl Controller, cfg ConnectionConfig) error {
+func (k *kernelConnector) writeReconnectParams(ctrl Controller, cfg nvme.ConnectionConfig) error {
 	dir := k.sys.controllerDir(ctrl.Name)
 	writes := []struct{ attr, value string }{
 		{"reconnect_delay", fmt.Sprint(cfg.ReconnectDelay)},
@@ -195,7 +185,7 @@ func (k *kernelConnector) writeReconnectParams(ctrl Controller, cfg ConnectionCo
 		writes = append(writes, struct{ attr, value string }{"fast_io_fail_tmo", formatTimeout(*cfg.FastIOFailTmo)})
 	}
 	for _, w := range writes {
-		if err := writeAttr(dir, w.attr, w.value); err != nil {
+		if err := k.sys.writeAttr(dir, w.attr, w.value); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("tune %s: %w", ctrl.Name, ErrControllerGone)
 			}
@@ -208,7 +198,7 @@ func (k *kernelConnector) writeReconnectParams(ctrl Controller, cfg ConnectionCo
 
 // readBack checks that the kernel holds what was written: a udev rule may
 // rewrite ctrl_loss_tmo behind our back.
-func (k *kernelConnector) readBack(ctrl Controller, cfg ConnectionConfig) (Controller, error) {
+func (k *kernelConnector) readBack(ctrl Controller, cfg nvme.ConnectionConfig) (Controller, error) {
 	cur, err := k.sys.controller(ctrl.Name)
 	if err != nil {
 		return Controller{}, err
@@ -231,7 +221,7 @@ func optionalTimeout(p *int) string {
 
 // reconnectParamsMatch compares what sysfs shows with cfg, the kernel's
 // rounding of ctrl_loss_tmo included.
-func reconnectParamsMatch(ctrl Controller, cfg ConnectionConfig) bool {
+func reconnectParamsMatch(ctrl Controller, cfg nvme.ConnectionConfig) bool {
 	if ctrl.ReconnectDelay != cfg.ReconnectDelay || ctrl.CtrlLossTmo != expectedCtrlLossTmo(cfg.CtrlLossTmo, cfg.ReconnectDelay) {
 		return false
 	}
@@ -245,41 +235,34 @@ func reconnectParamsMatch(ctrl Controller, cfg ConnectionConfig) bool {
 	return true
 }
 
-func (k *kernelConnector) ResolveTarget(ctx context.Context, t Target) (Target, error) {
-	c, err := k.resolveTarget(ctx, Connection{Target: t})
-	return c.Target, err
-}
-
-// resolveTarget replaces a host name in traddr by its first address (the
+// ResolveTarget replaces a host name in traddr by its first address (the
 // kernel takes only literal addresses) and writes an address the way the
 // kernel prints it in sysfs, so matching compares like with like.
-func (k *kernelConnector) resolveTarget(ctx context.Context, c Connection) (Connection, error) {
-	host := c.Target.TrAddr
+func (k *kernelConnector) ResolveTarget(ctx context.Context, t nvme.Target) (nvme.Target, error) {
+	host := t.TrAddr
 	if addr, err := netip.ParseAddr(host); err == nil {
-		c.Target.TrAddr = addr.Unmap().String()
-		return c, nil
+		t.TrAddr = addr.Unmap().String()
+		return t, nil
 	}
-	if host == "" {
-		return c, nil
-	}
-	if err := validateTrAddr(KeyTrAddr, host, true); err != nil {
-		return Connection{}, fmt.Errorf("connect to subsystem %q: %w", c.Target.NQN, err)
+	// Checked before the lookup, so a bad name costs no DNS query.
+	if err := t.Validate(nvme.NQNFreeForm); err != nil {
+		return nvme.Target{}, fmt.Errorf("resolve target host %q: %w", nvme.Truncate(host), err)
 	}
 	addrs, err := k.lookupHost(ctx, host)
 	if err != nil {
-		return Connection{}, fmt.Errorf("resolve target host %q: %w", host, err)
+		return nvme.Target{}, fmt.Errorf("resolve target host %q: %w", host, err)
 	}
 	if len(addrs) == 0 {
-		return Connection{}, fmt.Errorf("resolve target host %q: no addresses", host)
+		return nvme.Target{}, fmt.Errorf("resolve target host %q: no addresses", host)
 	}
-	c.Target.TrAddr = addrs[0].Unmap().String()
-	k.log.Debug("resolved target host", "host", host, "traddr", c.Target.TrAddr)
-	return c, nil
+	t.TrAddr = addrs[0].Unmap().String()
+	k.log.Debug("resolved target host", "host", host, "traddr", t.TrAddr)
+	return t, nil
 }
 
 // findController returns the usable controller matching c, preferring a
 // live one, then the lowest instance.
-func findController(sys sysfs, c Connection) (Controller, bool, error) {
+func findController(sys sysfs, c nvme.Connection) (Controller, bool, error) {
 	all, err := sys.controllersOf(c.Target.NQN)
 	if err != nil {
 		return Controller{}, false, err
@@ -299,7 +282,7 @@ func findController(sys sysfs, c Connection) (Controller, bool, error) {
 
 // controllerMatches applies the kernel's own duplicate rule: the same
 // subsystem, transport, address, host identity and source.
-func controllerMatches(ctrl Controller, c Connection) bool {
+func controllerMatches(ctrl Controller, c nvme.Connection) bool {
 	t := c.Target
 	return ctrl.Subsystem == t.NQN &&
 		ctrl.Transport == t.Transport &&

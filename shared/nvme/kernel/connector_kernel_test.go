@@ -1,4 +1,4 @@
-package nvme
+package kernel
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
 )
 
 const (
@@ -21,12 +23,22 @@ const (
 // waiting.
 var fastBackoff = wait.Backoff{Duration: time.Microsecond, Factor: 1, Steps: 4}
 
-func connectionTo(nqn string) Connection {
-	return Connection{
-		Host:   Host{NQN: testHostNQN, ID: testHostID},
-		Target: Target{Transport: TransportTCP, TrAddr: "127.0.0.1", TrSvcID: DefaultTrSvcID, NQN: nqn},
-		Config: DefaultConnectionConfig(),
+func connectionTo(nqn string) nvme.Connection {
+	return nvme.Connection{
+		Host:   nvme.Host{NQN: testHostNQN, ID: testHostID},
+		Target: nvme.Target{Transport: nvme.TransportTCP, TrAddr: "127.0.0.1", TrSvcID: nvme.DefaultTrSvcID, NQN: nqn},
+		Config: nvme.DefaultConnectionConfig(),
 	}
+}
+
+// valid validates c for the connector, failing the test when it is not.
+func valid(tb testing.TB, c nvme.Connection) nvme.ValidConnection {
+	tb.Helper()
+	v, err := c.Valid()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return v
 }
 
 // newTestConnector is a fabrics connector on fx whose /dev/nvme-fabrics is
@@ -53,7 +65,7 @@ func TestConnectCreates(t *testing.T) {
 	fake := newFakeFabrics(fx)
 	k := newTestConnector(t, fx, fake)
 
-	ctrl, err := k.Connect(t.Context(), connectionTo(nqnOne))
+	ctrl, err := k.Connect(t.Context(), valid(t, connectionTo(nqnOne)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +110,7 @@ func TestConnectAdopts(t *testing.T) {
 			fake := newFakeFabrics(fx)
 			k := newTestConnector(t, fx, fake)
 
-			ctrl, err := k.Connect(t.Context(), connectionTo(nqnOne))
+			ctrl, err := k.Connect(t.Context(), valid(t, connectionTo(nqnOne)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,7 +136,7 @@ func TestConnectEALREADYAdoptsTheOtherConnect(t *testing.T) {
 	}
 	k := newTestConnector(t, fx, fake)
 
-	ctrl, err := k.Connect(t.Context(), connectionTo(nqnOne))
+	ctrl, err := k.Connect(t.Context(), valid(t, connectionTo(nqnOne)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +148,7 @@ func TestConnectEALREADYAdoptsTheOtherConnect(t *testing.T) {
 func TestConnectErrors(t *testing.T) {
 	tests := []struct {
 		name       string
-		conn       func() Connection
+		conn       func() nvme.Connection
 		failures   []error
 		wantErrno  error
 		wantErr    error
@@ -151,19 +163,19 @@ func TestConnectErrors(t *testing.T) {
 		{name: "target error status is not retried", failures: []error{syscall.EIO},
 			wantErrno: syscall.EIO, wantText: "allowed hosts", wantWrites: 1},
 		{name: "injection in the NQN never reaches the kernel",
-			conn: func() Connection { return connectionTo(nqnOne + ",ctrl_loss_tmo=0") }, wantErr: ErrInvalid, wantText: "must not contain ','"},
+			conn: func() nvme.Connection { return connectionTo(nqnOne + ",ctrl_loss_tmo=0") }, wantErr: nvme.ErrInvalid, wantText: "must not contain ','"},
 		{name: "injection in the host NQN never reaches the kernel",
-			conn: func() Connection {
+			conn: func() nvme.Connection {
 				c := connectionTo(nqnOne)
 				c.Host.NQN += "\nctrl_loss_tmo=0"
 				return c
-			}, wantErr: ErrInvalid, wantText: "newline"},
-		{name: "unknown host name",
-			conn: func() Connection {
+			}, wantErr: nvme.ErrInvalid, wantText: "newline"},
+		{name: "a host name must be resolved first",
+			conn: func() nvme.Connection {
 				c := connectionTo(nqnOne)
 				c.Target.TrAddr = "nowhere.example"
 				return c
-			}, wantText: `resolve target host "nowhere.example"`},
+			}, wantErr: nvme.ErrInvalid, wantText: "resolve it before connecting"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -175,7 +187,12 @@ func TestConnectErrors(t *testing.T) {
 			if tt.conn != nil {
 				conn = tt.conn()
 			}
-			_, err := k.Connect(t.Context(), conn)
+			// The connector takes only validated connections: a value that
+			// would inject an option is refused before anything is sent.
+			vc, err := conn.Valid()
+			if err == nil {
+				_, err = k.Connect(t.Context(), vc)
+			}
 			if got := fake.writeCount(); got != tt.wantWrites {
 				t.Errorf("%d writes to the kernel, want %d", got, tt.wantWrites)
 			}
@@ -202,16 +219,20 @@ func TestConnectResolvesHostName(t *testing.T) {
 	k := newTestConnector(t, fx, fake)
 	conn := connectionTo(nqnOne)
 	conn.Target.TrAddr = "target.example"
-
-	ctrl, err := k.Connect(t.Context(), conn)
+	target, err := k.ResolveTarget(t.Context(), conn.Target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Target = target
+	ctrl, err := k.Connect(t.Context(), valid(t, conn))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(fake.writes[0], ",traddr=127.0.0.1,") || ctrl.TrAddr != "127.0.0.1" {
 		t.Errorf("wrote %q, controller traddr %q; want the resolved 127.0.0.1", fake.writes[0], ctrl.TrAddr)
 	}
-	// Find resolves the same way and finds what Connect made.
-	found, ok, err := k.Find(conn)
+	// Find finds what Connect made.
+	found, ok, err := k.Find(valid(t, conn))
 	if err != nil || !ok || found.Name != ctrl.Name {
 		t.Errorf("Find = %s, %v, %v; want %s", found.Name, ok, err, ctrl.Name)
 	}
@@ -228,15 +249,16 @@ func TestConnectCancelledDuringWriteClosesLater(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
 	go func() {
-		_, err := k.Connect(ctx, connectionTo(nqnOne))
+		_, err := k.Connect(ctx, valid(t, connectionTo(nqnOne)))
 		errc <- err
 	}()
 	<-fake.writeStarted
 	cancel()
+	var inflight *InFlightError
 	select {
 	case err := <-errc:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("error = %v, want context.Canceled", err)
+		if !errors.Is(err, context.Canceled) || !errors.As(err, &inflight) {
+			t.Fatalf("error = %v, want context.Canceled and an *InFlightError", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Connect did not return after its context was cancelled")
@@ -251,6 +273,14 @@ func TestConnectCancelledDuringWriteClosesLater(t *testing.T) {
 	case <-fake.closed:
 	case <-time.After(5 * time.Second):
 		t.Fatal("device never closed after the write returned: descriptor leak")
+	}
+	// Whoever asked learns what the kernel finally made.
+	ctrl, err := inflight.Wait(t.Context())
+	if err != nil || ctrl.Name != "nvme0" || ctrl.Subsystem != nqnOne {
+		t.Fatalf("Wait = %+v, %v; want the new controller nvme0", ctrl, err)
+	}
+	if again, err := inflight.Wait(t.Context()); err != nil || again.Name != ctrl.Name {
+		t.Errorf("second Wait = %s, %v; want %s", again.Name, err, ctrl.Name)
 	}
 }
 
@@ -292,19 +322,19 @@ func TestUpdateReconnectParams(t *testing.T) {
 	four := 4
 	tests := []struct {
 		name     string
-		cfg      ConnectionConfig
+		cfg      nvme.ConnectionConfig
 		wantErr  error
 		wantText string
 		want     map[string]string
 	}{
-		{name: "forever", cfg: ConnectionConfig{CtrlLossTmo: -1, ReconnectDelay: 2},
+		{name: "forever", cfg: nvme.ConnectionConfig{CtrlLossTmo: -1, ReconnectDelay: 2},
 			want: map[string]string{"reconnect_delay": "2", "ctrl_loss_tmo": "-1", "fast_io_fail_tmo": "off"}},
-		{name: "finite with fast fail", cfg: ConnectionConfig{CtrlLossTmo: 10, ReconnectDelay: 5, FastIOFailTmo: &four},
+		{name: "finite with fast fail", cfg: nvme.ConnectionConfig{CtrlLossTmo: 10, ReconnectDelay: 5, FastIOFailTmo: &four},
 			want: map[string]string{"reconnect_delay": "5", "ctrl_loss_tmo": "10", "fast_io_fail_tmo": "4"}},
 		// The kernel would read 6 back; a value that stays 5 means
 		// something rewrote it.
-		{name: "read-back differs", cfg: ConnectionConfig{CtrlLossTmo: 5, ReconnectDelay: 2}, wantText: "reads reconnect_delay=2 ctrl_loss_tmo=5"},
-		{name: "invalid is refused", cfg: ConnectionConfig{CtrlLossTmo: -1, ReconnectDelay: 0}, wantErr: ErrInvalid},
+		{name: "read-back differs", cfg: nvme.ConnectionConfig{CtrlLossTmo: 5, ReconnectDelay: 2}, wantText: "reads reconnect_delay=2 ctrl_loss_tmo=5"},
+		{name: "invalid is refused", cfg: nvme.ConnectionConfig{CtrlLossTmo: -1, ReconnectDelay: 0}, wantErr: nvme.ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -332,7 +362,7 @@ func TestUpdateReconnectParams(t *testing.T) {
 	t.Run("gone", func(t *testing.T) {
 		fx := newSysfsFixture(t)
 		k := newTestConnector(t, fx, newFakeFabrics(fx))
-		err := k.UpdateReconnectParams(Controller{Name: "nvme3", Subsystem: nqnOne}, DefaultConnectionConfig())
+		err := k.UpdateReconnectParams(Controller{Name: "nvme3", Subsystem: nqnOne}, nvme.DefaultConnectionConfig())
 		if !errors.Is(err, ErrControllerGone) {
 			t.Errorf("error = %v, want ErrControllerGone", err)
 		}

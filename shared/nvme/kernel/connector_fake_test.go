@@ -1,8 +1,9 @@
-package nvme
+package kernel
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -37,7 +38,7 @@ func newFakeFabrics(fx *sysfsFixture) *fakeFabrics {
 	return &fakeFabrics{fx: fx, subsys: map[string]int{}}
 }
 
-func (k *fakeFabrics) open(string) (fabricsDevice, error) {
+func (k *fakeFabrics) open(string) (io.ReadWriteCloser, error) {
 	return &fakeDevice{k: k}, nil
 }
 

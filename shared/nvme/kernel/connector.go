@@ -1,8 +1,10 @@
-package nvme
+package kernel
 
 import (
 	"context"
 	"time"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
 )
 
 // Controller is one kernel NVMe controller, /sys/class/nvme/<Name>, as
@@ -61,6 +63,10 @@ type Namespace struct {
 	UUID       string // canonical, "" when the namespace has none
 	NGUID      string // canonical, "" when the namespace has none
 	SizeBytes  int64
+	// Dev is the block device's number, "major:minor" as sysfs writes it:
+	// what the mount table shows for a file system mounted from it, whatever
+	// path it was mounted by.
+	Dev string
 }
 
 // Health is what a node can say about a staged volume without Nomad asking.
@@ -83,27 +89,35 @@ type Connector interface {
 	// (subsystem, transport, address, host identity, source) is adopted
 	// and its reconnection parameters brought to c.Config; otherwise a new
 	// one is created. Transient failures are retried until ctx ends.
-	Connect(ctx context.Context, c Connection) (Controller, error)
+	//
+	// When ctx ends while the kernel is still creating the controller (its
+	// write cannot be interrupted), the error matches *InFlightError, whose
+	// Wait says what the kernel finally did.
+	Connect(ctx context.Context, c nvme.ValidConnection) (Controller, error)
 	// ResolveTarget returns t with TrAddr as the kernel will show it: a
 	// host name resolved to one address, an address in canonical form.
 	// Callers that key state by target use the result, so that what they
 	// record matches what sysfs says later.
-	ResolveTarget(ctx context.Context, t Target) (Target, error)
+	ResolveTarget(ctx context.Context, t nvme.Target) (nvme.Target, error)
 	// Find returns the usable controller matching c, if there is one.
-	Find(c Connection) (Controller, bool, error)
+	Find(c nvme.ValidConnection) (Controller, bool, error)
 	// Resolve waits (bounded by ctx) for the namespace sel picks on the
 	// controller's subsystem to appear, and verifies its identity.
-	Resolve(ctx context.Context, ctrl Controller, sel NamespaceSelector) (Namespace, error)
+	Resolve(ctx context.Context, ctrl Controller, sel nvme.NamespaceSelector) (Namespace, error)
 	// Disconnect deletes the controller; one already gone is success.
 	Disconnect(ctx context.Context, ctrl Controller) error
 	// UpdateReconnectParams writes cfg's reconnection parameters to a live
 	// controller through sysfs and reads them back.
-	UpdateReconnectParams(ctrl Controller, cfg ConnectionConfig) error
+	UpdateReconnectParams(ctrl Controller, cfg nvme.ConnectionConfig) error
 	// Controllers lists every NVMe controller on the host.
 	Controllers() ([]Controller, error)
 	// NamespaceOf maps a block device (a name such as nvme1n2, or a /dev
 	// path) to its namespace and the controllers that reach it.
 	NamespaceOf(device string) (Namespace, []Controller, error)
+	// Namespaces lists the namespaces reached through ctrl. Any read that
+	// fails is an error, never a shorter list: callers decide from it
+	// whether a controller is still in use.
+	Namespaces(ctrl Controller) ([]Namespace, error)
 	// Health reports the controller's state and the error state of the
 	// file system of the namespace mounted at mountPath ("" for block).
 	Health(ctrl Controller, ns Namespace, mountPath string) (Health, error)

@@ -1,4 +1,4 @@
-package nvme
+package kernel
 
 import (
 	"errors"
@@ -21,6 +21,7 @@ import (
 // Nothing is cached: every call reads what the kernel shows now.
 type sysfs struct {
 	root string
+	ctl  ControlFiles // where writes go
 }
 
 func (s sysfs) controllerDir(name string) string {
@@ -71,20 +72,8 @@ func readOptionalAttr(dir, name string) (string, error) {
 }
 
 // writeAttr writes one value to a sysfs attribute in a single write.
-func writeAttr(dir, name, value string) error {
-	f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		return fmt.Errorf("open %s for writing: %w", name, err)
-	}
-	_, werr := f.WriteString(value)
-	cerr := f.Close()
-	if werr != nil {
-		return fmt.Errorf("write %q to %s: %w", value, name, werr)
-	}
-	if cerr != nil {
-		return fmt.Errorf("write %q to %s: %w", value, name, cerr)
-	}
-	return nil
+func (s sysfs) writeAttr(dir, name, value string) error {
+	return s.ctl.WriteAttr(filepath.Join(dir, name), value) //nolint:wrapcheck // ControlFiles name the attribute
 }
 
 // readDirNames lists a directory without sorting or stat'ing its entries:

@@ -1,9 +1,11 @@
-package nvme
+package kernel
 
 import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
 )
 
 // The parsers below turn the text of sysfs attributes and of the
@@ -214,7 +216,7 @@ func parseNSIdentity(nsid, uuid, nguid string) (nsIdentity, error) {
 	}
 	id.NSID = uint32(n)
 	if g := strings.TrimSpace(nguid); g != "" {
-		if id.NGUID, err = NormalizeNGUID(g); err != nil {
+		if id.NGUID, err = nvme.NormalizeNGUID(g); err != nil {
 			return nsIdentity{}, fmt.Errorf("namespace %d: sysfs nguid: %w", n, err)
 		}
 		if id.NGUID == strings.Repeat("0", 32) {
@@ -222,7 +224,7 @@ func parseNSIdentity(nsid, uuid, nguid string) (nsIdentity, error) {
 		}
 	}
 	if u := strings.TrimSpace(uuid); u != "" {
-		if id.UUID, err = NormalizeUUID(u); err != nil {
+		if id.UUID, err = nvme.NormalizeUUID(u); err != nil {
 			return nsIdentity{}, fmt.Errorf("namespace %d: sysfs uuid: %w", n, err)
 		}
 		if bare := strings.ReplaceAll(id.UUID, "-", ""); bare == id.NGUID || bare == strings.Repeat("0", 32) {

@@ -1,9 +1,12 @@
-package nvme
+package kernel
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"syscall"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
 )
 
 // Errors of the connector, matched with errors.Is.
@@ -63,7 +66,7 @@ func (e *connectError) Permanent() bool {
 
 // newConnectError explains err (from the write to /dev/nvme-fabrics) for c.
 // Secrets never reach the text: only names and addresses do.
-func newConnectError(c Connection, err error) *connectError {
+func newConnectError(c nvme.Connection, err error) *connectError {
 	t := c.Target
 	e := &connectError{target: fmt.Sprintf("subsystem %q at %s:%s", t.NQN, t.TrAddr, t.TrSvcID), err: err}
 	switch {
@@ -72,7 +75,7 @@ func newConnectError(c Connection, err error) *connectError {
 			"or the kernel refused the options (host NQN known here with another host ID than %q? an option this kernel lacks?)",
 			c.Host.NQN, c.Host.ID)
 	case errors.Is(err, syscall.EIO):
-		// Linux 6.1 turns the target's "Connect Invalid Host" status into
+		// Linux 6.1 turns the target's "Connect Invalid nvme.Host" status into
 		// EIO; the kernel log names the status.
 		e.hint = fmt.Sprintf("the target refused host %q (not in the subsystem's allowed hosts?), "+
 			"or it has no such subsystem; the kernel log names the NVMe status", c.Host.NQN)
@@ -84,4 +87,38 @@ func newConnectError(c Connection, err error) *connectError {
 		e.hint = "the target is unreachable from this host"
 	}
 	return e
+}
+
+// InFlightError: a Connect's context ended while the kernel was still
+// creating the controller. The write to /dev/nvme-fabrics cannot be
+// interrupted, so the controller may yet appear; whoever recorded that it
+// asked for one must learn what happened, through Wait, before it can
+// tell the controller from one someone else makes later.
+type InFlightError struct {
+	target string // "subsystem ... at addr:port"
+	cause  error  // the context's error
+	wait   func(context.Context) (string, error)
+	read   func(name string) (Controller, error)
+}
+
+func (e *InFlightError) Error() string {
+	return fmt.Sprintf("connect to %s: gave up waiting (%v) while the kernel was still connecting; it finishes in the background", e.target, e.cause)
+}
+
+// Unwrap gives the context's error, so the failure maps to
+// DeadlineExceeded or Canceled like any other.
+func (e *InFlightError) Unwrap() error { return e.cause }
+
+// Wait blocks until the kernel has finished (or ctx ends) and returns the
+// controller it created, or the error it gave. It may be called more than
+// once.
+func (e *InFlightError) Wait(ctx context.Context) (Controller, error) {
+	name, err := e.wait(ctx)
+	if err != nil {
+		return Controller{}, err
+	}
+	if e.read == nil {
+		return Controller{Name: name}, nil
+	}
+	return e.read(name)
 }

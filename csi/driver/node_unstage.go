@@ -1,0 +1,199 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
+)
+
+// NodeUnstageVolume unmounts the staging path, then disconnects the
+// volume's controller unless another mount on this node uses it or the
+// plugin did not create it. It refuses while the volume is still
+// published from this staging path.
+func (d *Driver) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
+	if err := d.unstageVolume(ctx, req); err != nil {
+		return nil, toStatus(err, fmt.Sprintf("unstage volume %s at %s", req.GetVolumeId(), req.GetStagingTargetPath()))
+	}
+	return &csi.NodeUnstageVolumeResponse{}, nil
+}
+
+func (d *Driver) unstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) error {
+	id, staging := req.GetVolumeId(), req.GetStagingTargetPath()
+	if err := requireArgs("volume_id", id, "staging_target_path", staging); err != nil {
+		return err
+	}
+	o, err := d.begin(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer o.end()
+	log := d.log.With("volume_id", id)
+
+	rec, haveRec, err := d.state.stage(id, staging)
+	if err != nil {
+		return err
+	}
+	entries, err := d.mounts.Mounts()
+	if err != nil {
+		return err
+	}
+	var mounted []MountEntry
+	for _, p := range stagingMountPaths(staging) {
+		mounted = append(mounted, mountsAt(entries, p)...)
+	}
+	if !haveRec {
+		if len(mounted) > 0 {
+			return precondition("staging path %s holds %s, which this plugin did not stage there for volume %s: not unmounting it", staging, mounted[0].Device, id)
+		}
+		return removeBlockFile(d, staging) // nothing staged: done
+	}
+	if len(mounted) > 0 {
+		if err := d.checkMountedNamespace(mounted[0], rec); err != nil && !isPrecondition(err) {
+			return err
+		}
+		if err := d.checkUnused(rec, mounted[0], entries); err != nil {
+			return err
+		}
+	}
+	return o.finish("unmounting "+staging, releaseTimeout, func(ctx context.Context) error {
+		for _, e := range mounted {
+			if err := d.cfg.Mounter.Unmount(e.Path); err != nil {
+				return fmt.Errorf("unmount %s: %w", e.Path, err)
+			}
+		}
+		if err := removeBlockFile(d, staging); err != nil {
+			return err
+		}
+		if err := d.releaseStageController(ctx, log, rec); err != nil {
+			return err
+		}
+		if err := d.state.deleteStage(id, staging); err != nil {
+			return err
+		}
+		log.Info("unstaged", "devices", devices(mounted))
+		return nil
+	})
+}
+
+// checkUnused refuses to take a staging mount away while the volume is
+// published from it, or its device is mounted somewhere the plugin cannot
+// account for. Nomad sends NodeUnstage early after a client restart
+// (issue 25813) and retries it when it fails; going ahead would leave the
+// published target on a device whose controller nobody releases, or
+// disconnect it under a running task.
+func (d *Driver) checkUnused(rec stageRecord, staged MountEntry, entries []MountEntry) error {
+	pubs, err := d.state.publishes()
+	if err != nil {
+		return err
+	}
+	stages, err := d.state.stages()
+	if err != nil {
+		return err
+	}
+	accounted := map[string]bool{}
+	for _, s := range stages {
+		for _, p := range stagingMountPaths(s.StagingPath) {
+			accounted[p] = true
+		}
+	}
+	var published []string
+	for _, p := range pubs {
+		if len(mountsAt(entries, p.TargetPath)) == 0 {
+			continue // a publish record whose mount is gone
+		}
+		if p.VolumeID == rec.VolumeID && p.StagingPath == rec.StagingPath {
+			published = append(published, p.TargetPath)
+		}
+		accounted[p.TargetPath] = true
+	}
+	if len(published) > 0 {
+		slices.Sort(published)
+		return precondition("volume %s is still published from %s at %s: unpublish it first (Nomad sends NodeUnstage early after a client restart, issue 25813, and retries it)",
+			rec.VolumeID, rec.StagingPath, strings.Join(published, ", "))
+	}
+	var unknown []string
+	for _, e := range entries {
+		if e.Path == staged.Path || accounted[e.Path] || !sameMount(e, staged) {
+			continue
+		}
+		unknown = append(unknown, e.Path)
+	}
+	if len(unknown) > 0 {
+		return precondition("the device of volume %s (%s) is also mounted at %s, which this plugin did not mount: unmount it first",
+			rec.VolumeID, staged.Device, strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+// sameMount reports whether a and b are mounts of one device.
+func sameMount(a, b MountEntry) bool {
+	if a.Dev != "" && b.Dev != "" {
+		return a.Dev == b.Dev
+	}
+	return a.Device == b.Device && isNVMeDevice(a.Device)
+}
+
+// releaseStageController releases the controller a stage record names.
+func (d *Driver) releaseStageController(ctx context.Context, log hclog.Logger, rec stageRecord) error {
+	target := rec.Target
+	if target.NQN == "" { // a record from before stage records held their target
+		crec, ok, err := d.state.controller(rec.Key)
+		if err != nil || !ok {
+			return err
+		}
+		target = crec.Target
+	}
+	conn, err := nvme.Connection{Host: d.cfg.Host, Target: target, Config: rec.Config}.Valid()
+	if err != nil {
+		// The identity is what matters to Find; a record from before
+		// settings were kept has none that validate.
+		conn, err = nvme.Connection{Host: d.cfg.Host, Target: target, Config: nvme.DefaultConnectionConfig()}.Valid()
+		if err != nil {
+			return fmt.Errorf("stage record of %s: %w", rec.VolumeID, err)
+		}
+	}
+	ctrl, found, err := d.cfg.Connector.Find(conn)
+	if err != nil {
+		return fmt.Errorf("look for the controller of %s: %w", target.NQN, err)
+	}
+	if !found {
+		return nil
+	}
+	return d.releaseController(ctx, log, rec.Key, ctrl)
+}
+
+// removeBlockFile removes the file a block stage binds the device onto,
+// only from a plain directory: were a file system mounted at staging (one
+// the mount table did not show, say through a symlink), "block" could be
+// a user's file on the volume.
+func removeBlockFile(d *Driver, staging string) error {
+	if notMnt, err := d.cfg.Mounter.IsLikelyNotMountPoint(staging); err == nil && notMnt {
+		if err := os.Remove(blockStagingFile(staging)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove block staging file: %w", err)
+		}
+	}
+	return nil
+}
+
+func devices(entries []MountEntry) []string {
+	out := make([]string, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, e.Device)
+	}
+	return out
+}
+
+func isPrecondition(err error) bool {
+	var f *failure
+	return errors.As(err, &f) && f.code == codes.FailedPrecondition
+}

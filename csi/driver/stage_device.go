@@ -1,0 +1,166 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
+)
+
+// headSize is how much of a device must read as zeros for it to count as
+// blank: file systems, partition tables and LVM keep their signatures
+// within it, and raw data written by a block-mode user almost always
+// starts there.
+const headSize = 1 << 20
+
+// livePoll is how often a stage looks at a reconnecting controller.
+const livePoll = 50 * time.Millisecond
+
+// planStage decides how the namespace reaches its staging path, from what
+// uses it and what it holds. It never lets a device be formatted that a
+// mount uses anywhere or a stage record says is in block use, and never
+// one whose first MiB holds data no signature explains, unless the volume
+// context says so.
+func (d *Driver) planStage(ctx context.Context, want stageRecord, policy nvme.FormatPolicy, conn nvme.ValidConnection, ns kernel.Namespace) (stagePlan, error) {
+	entries, err := d.mounts.Mounts()
+	if err != nil {
+		return stagePlan{}, err
+	}
+	recs, err := d.state.stages()
+	if err != nil {
+		return stagePlan{}, err
+	}
+	var fsUsers, blockUsers []MountEntry
+	for _, e := range usersOf(entries, ns) {
+		if e.fileSystem() {
+			fsUsers = append(fsUsers, e)
+		} else {
+			blockUsers = append(blockUsers, e)
+		}
+	}
+	var fsStages, blockStages []string
+	for _, r := range recs {
+		if r.Key != want.Key || !sameNamespace(r.Namespace, want.Namespace) || r.StagingPath == want.StagingPath {
+			continue
+		}
+		if r.Block {
+			blockStages = append(blockStages, r.StagingPath)
+		} else {
+			fsStages = append(fsStages, r.StagingPath)
+		}
+	}
+	if want.Block {
+		if len(fsUsers) > 0 || len(fsStages) > 0 {
+			return stagePlan{}, precondition("namespace %s (%s) holds a file system in use (mounted at %v, staged at %v); raw block access beside a mounted file system corrupts it: unstage the file-system volume first",
+				want.Namespace, ns.DevicePath, paths(fsUsers), fsStages)
+		}
+		return stagePlan{kind: planBlock}, nil
+	}
+	if len(blockUsers) > 0 || len(blockStages) > 0 {
+		return stagePlan{}, precondition("namespace %s (%s) is in use as a raw block device (bound at %v, staged at %v): not putting a file system on it; unstage the block volume first",
+			want.Namespace, ns.DevicePath, paths(blockUsers), blockStages)
+	}
+	if len(fsUsers) > 0 {
+		if fsUsers[0].FSType != want.FSType {
+			return stagePlan{}, precondition("namespace %s (%s) is mounted at %s as %s; the volume asks for %s", want.Namespace, ns.DevicePath, fsUsers[0].Path, fsUsers[0].FSType, want.FSType)
+		}
+		return stagePlan{kind: planMountInUse}, nil
+	}
+	return d.planUnused(ctx, want, policy, conn, ns)
+}
+
+// planUnused decides for a device nothing uses: mount the file system it
+// holds, or format it when it is blank (or the policy says so). blkid says
+// "nothing found" for a device it cannot read too, so the controller must
+// be live and the head must read before anything is decided.
+func (d *Driver) planUnused(ctx context.Context, want stageRecord, policy nvme.FormatPolicy, conn nvme.ValidConnection, ns kernel.Namespace) (stagePlan, error) {
+	if err := d.waitLive(ctx, conn, ns); err != nil {
+		return stagePlan{}, err
+	}
+	zero, err := headIsZero(ns.DevicePath)
+	if err != nil {
+		return stagePlan{}, unavailable("read the first MiB of %s before deciding whether it holds a file system: %v; not formatting a device that cannot be read", ns.DevicePath, err)
+	}
+	format, err := d.formatter.GetDiskFormat(ns.DevicePath)
+	if err != nil {
+		return stagePlan{}, unavailable("blkid could not read %s: %v", ns.DevicePath, err)
+	}
+	ours, err := d.state.formatStarted(ns)
+	if err != nil {
+		return stagePlan{}, err
+	}
+	switch {
+	case format != "" && format != want.FSType:
+		return stagePlan{}, precondition("namespace %s (%s) holds %q; the volume asks for %s: not mounting it as %s, nor formatting it", want.Namespace, ns.DevicePath, format, want.FSType, want.FSType)
+	case format != "":
+		return stagePlan{kind: planFormatAndMount}, nil
+	case want.ReadOnly:
+		return stagePlan{}, precondition("namespace %s (%s) holds no file system, and the volume is read-only: there is nothing to mount, and it is not formatted read-only", want.Namespace, ns.DevicePath)
+	case policy == nvme.FormatNever:
+		return stagePlan{}, precondition("namespace %s (%s) holds no file system, and format_policy is %q: create the %s file system yourself, or set format_policy to %q", want.Namespace, ns.DevicePath, policy, want.FSType, nvme.FormatIfBlank)
+	case !zero && ours:
+		// Our own mkfs, cut short by a kill: finish it.
+	case !zero && policy != nvme.FormatIfNoFilesystem:
+		return stagePlan{}, precondition("namespace %s (%s) holds data but no file system blkid recognises (the first MiB is not blank): raw data of a block-mode user, or a file system this node cannot read. Not formatting it. Stage it as a block device to read it; to destroy the data and format it, set format_policy = %q in the volume context",
+			want.Namespace, ns.DevicePath, nvme.FormatIfNoFilesystem)
+	}
+	return stagePlan{kind: planFormatAndMount, format: true}, nil
+}
+
+// sameNamespace reports whether two selectors may name one namespace.
+func sameNamespace(a, b nvme.NamespaceSelector) bool {
+	return (a.NSID != 0 && a.NSID == b.NSID) || (a.UUID != "" && a.UUID == b.UUID) || (a.NGUID != "" && a.NGUID == b.NGUID)
+}
+
+// waitLive waits until the namespace's controller is live: a reconnecting
+// controller fails or holds I/O, and blkid would call an unreadable device
+// blank. It ends with ctx, saying what it waited for.
+func (d *Driver) waitLive(ctx context.Context, conn nvme.ValidConnection, ns kernel.Namespace) error {
+	var ticker *time.Ticker
+	for {
+		ctrl, found, err := d.cfg.Connector.Find(conn)
+		switch {
+		case err != nil:
+			return fmt.Errorf("look up the controller of %s: %w", ns.DevicePath, err)
+		case !found:
+			return unavailable("the controller of %s is gone: not deciding whether the device is blank", ns.DevicePath)
+		case ctrl.State == kernel.StateLive:
+			return nil
+		}
+		if ticker == nil {
+			ticker = time.NewTicker(livePoll)
+			defer ticker.Stop()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("controller %s of %s is %q; waited for it to be live before deciding whether the device is blank: %w", ctrl.Name, ns.DevicePath, ctrl.State, ctx.Err())
+		case <-ticker.C:
+		}
+	}
+}
+
+// headIsZero reads the first headSize bytes of a device (all of a smaller
+// one) and reports whether they are all zero.
+func headIsZero(device string) (bool, error) {
+	f, err := os.Open(device)
+	if err != nil {
+		return false, fmt.Errorf("open %s: %w", device, err)
+	}
+	defer func() { _ = f.Close() }()
+	buf := make([]byte, headSize)
+	n, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return false, fmt.Errorf("read %s: %w", device, err)
+	}
+	for _, b := range buf[:n] {
+		if b != 0 {
+			return false, nil
+		}
+	}
+	return true, nil
+}
