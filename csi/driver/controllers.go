@@ -40,7 +40,8 @@ func (d *Driver) claimController(ctx context.Context, log hclog.Logger, conn nvm
 			held.unlock()
 		}
 	}()
-	if err := d.checkShared(held, want); err != nil {
+	users, err := d.checkShared(held, want)
+	if err != nil {
 		return kernel.Controller{}, nil, err
 	}
 	rec, haveRec, err := d.state.controller(want.Key)
@@ -53,8 +54,13 @@ func (d *Driver) claimController(ctx context.Context, log hclog.Logger, conn nvm
 	}
 	var ctrl kernel.Controller
 	if found {
-		if err := checkFixedSettings(existing, rec, haveRec, want); err != nil {
-			return kernel.Controller{}, nil, err
+		// Volumes using the controller asked for the same settings
+		// (checkShared), fixed ones included, and were checked against it
+		// when they came: they prove them, whatever the record says.
+		if users == 0 {
+			if err := d.checkFixedSettings(existing, rec, haveRec, want); err != nil {
+				return kernel.Controller{}, nil, err
+			}
 		}
 		if ctrl, err = d.adopt(ctx, log, conn, existing, rec, haveRec); err != nil {
 			return kernel.Controller{}, nil, err
@@ -86,23 +92,37 @@ func (d *Driver) create(ctx context.Context, log hclog.Logger, conn nvme.ValidCo
 	if err := d.state.putController(pending); err != nil {
 		return kernel.Controller{}, err
 	}
-	ctrl, err := d.cfg.Connector.Connect(ctx, conn)
+	ctrl, err := d.cfg.Connector.Create(ctx, conn)
 	var inflight *kernel.InFlightError
 	switch {
 	case errors.As(err, &inflight):
 		go d.settle(log, held, inflight, pending, prev, havePrev)
 		return kernel.Controller{}, err
+	case errors.Is(err, kernel.ErrControllerExists):
+		// Someone connected the subsystem between our look and our write:
+		// theirs, adopted, never recorded as the plugin's.
+		if rerr := d.restoreController(want.Key, prev, havePrev); rerr != nil {
+			return kernel.Controller{}, rerr
+		}
+		existing, found, ferr := d.cfg.Connector.Find(conn)
+		if ferr != nil || !found {
+			return kernel.Controller{}, fmt.Errorf("connect %s: %w", want.Target.NQN, errors.Join(err, ferr))
+		}
+		if err := d.checkFixedSettings(existing, prev, havePrev, want); err != nil {
+			return kernel.Controller{}, err
+		}
+		return d.adopt(ctx, log, conn, existing, prev, havePrev)
 	case err != nil:
 		if rerr := d.restoreController(want.Key, prev, havePrev); rerr != nil {
 			log.Error("could not roll back the controller record of a failed connect", "error", rerr)
 		}
 		return kernel.Controller{}, fmt.Errorf("connect %s at %s:%s: %w", want.Target.NQN, want.Target.TrAddr, want.Target.TrSvcID, err)
 	}
-	pending.Name, pending.CntlID = ctrl.Name, ctrl.CntlID
+	pending.identify(ctrl)
 	if err := d.state.putController(pending); err != nil {
 		return kernel.Controller{}, err
 	}
-	log.Info("connected", "controller", ctrl.Name, "cntlid", ctrl.CntlID)
+	log.Info("connected", "controller", ctrl.Name, "cntlid", ctrl.CntlID, "id", ctrl.ID)
 	return ctrl, nil
 }
 
@@ -123,10 +143,12 @@ func (d *Driver) adopt(ctx context.Context, log hclog.Logger, conn nvme.ValidCon
 	}
 	switch {
 	case havePrev && prev.owns(ctrl):
-		next.Created, next.Name, next.CntlID = true, ctrl.Name, ctrl.CntlID
-	case ctrl.Name != existing.Name || ctrl.CntlID != existing.CntlID:
-		// The one found went away meanwhile and Connect made this one.
-		next.Created, next.Name, next.CntlID = true, ctrl.Name, ctrl.CntlID
+		next.Created = true
+		next.identify(ctrl)
+	case ctrl.Name != existing.Name || ctrl.ID != existing.ID:
+		// The one found went away meanwhile, and Connect made or adopted
+		// another: not known to be ours, so never disconnected by us.
+		log.Warn("the controller to adopt was replaced meanwhile; the new one is left connected at unstage", "was", existing.Name, "now", ctrl.Name)
 	default:
 		log.Debug("adopted a controller the plugin did not create; it will be left connected", "controller", ctrl.Name)
 	}
@@ -164,7 +186,7 @@ func (d *Driver) settle(log hclog.Logger, held *heldKey, inflight *kernel.InFlig
 		}
 		return
 	}
-	pending.Name, pending.CntlID = ctrl.Name, ctrl.CntlID
+	pending.identify(ctrl)
 	if err := d.state.putController(pending); err != nil {
 		log.Error("could not record the controller of an abandoned connect", "controller", ctrl.Name, "error", err)
 		return
@@ -181,21 +203,24 @@ func (d *Driver) settle(log hclog.Logger, held *heldKey, inflight *kernel.InFlig
 // keeps one set per controller; going ahead would silently change the
 // other volume's (a ctrl_loss_tmo of 5 under a volume that asked for -1
 // turns its file system read-only after a 6-second outage).
-func (d *Driver) checkShared(held *heldKey, want stageRecord) error {
+// It returns how many volumes use the controller.
+func (d *Driver) checkShared(held *heldKey, want stageRecord) (int, error) {
 	entries, err := d.mounts.Mounts()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	recs, err := d.state.stages()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	crec, haveCrec, err := d.state.controller(want.Key)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var diffs, users []string
+	n := 0
 	check := func(who string, cfg nvme.ConnectionConfig) {
+		n++
 		if diff := cfg.Diff(want.Config); len(diff) > 0 {
 			users = append(users, who)
 			for _, s := range diff {
@@ -222,10 +247,10 @@ func (d *Driver) checkShared(held *heldKey, want stageRecord) error {
 		check(fmt.Sprintf("volume %s (being staged)", c.volumeID), c.config)
 	}
 	if len(users) > 0 {
-		return precondition("volume %s shares its NVMe controller with %s, and the kernel keeps one set of connection parameters per controller (theirs -> requested): %s; give every volume of subsystem %s the same values",
+		return 0, precondition("volume %s shares its NVMe controller with %s, and the kernel keeps one set of connection parameters per controller (theirs -> requested): %s; give every volume of subsystem %s the same values",
 			want.VolumeID, strings.Join(users, ", "), strings.Join(diffs, ", "), want.Target.NQN)
 	}
-	return nil
+	return n, nil
 }
 
 // fixedKeys are the settings the kernel takes only at connect time.
@@ -237,7 +262,7 @@ var fixedKeys = []string{nvme.KeyKeepAliveTmo, nvme.KeyNrIOQueues, nvme.KeyQueue
 // volume would silently run without them. They are known when the plugin
 // recorded the controller's settings; for a controller made by someone
 // else only kato shows in sysfs.
-func checkFixedSettings(ctrl kernel.Controller, rec controllerRecord, haveRec bool, want stageRecord) error {
+func (d *Driver) checkFixedSettings(ctrl kernel.Controller, rec controllerRecord, haveRec bool, want stageRecord) error {
 	requested := fixedSettings(want.Config)
 	// The record tells what the controller was connected with when the
 	// plugin made it, or when a stage adopted it and checked it then.
@@ -268,8 +293,12 @@ func checkFixedSettings(ctrl kernel.Controller, rec controllerRecord, haveRec bo
 		unprovable = append(unprovable, k+" "+v)
 	}
 	if len(unprovable) > 0 {
-		return precondition("controller %s of subsystem %s already exists, connected outside the plugin, and %s cannot be set after connect (sysfs shows kato=%d); disconnect it (nvme disconnect -d %s) or drop these settings from the volume context",
-			ctrl.Name, want.Target.NQN, strings.Join(unprovable, ", "), ctrl.KeepAliveTmo, ctrl.Name)
+		advice := fmt.Sprintf("disconnect it (nvme disconnect -d %s) or drop these settings from the volume context", ctrl.Name)
+		if users, err := d.mountsUsing(ctrl); err != nil || len(users) > 0 {
+			advice = fmt.Sprintf("it is in use (%v): drop these settings from the volume context", users)
+		}
+		return precondition("controller %s of subsystem %s already exists, connected outside the plugin, and %s cannot be set after connect (sysfs shows kato=%d); %s",
+			ctrl.Name, want.Target.NQN, strings.Join(unprovable, ", "), ctrl.KeepAliveTmo, advice)
 	}
 	return nil
 }
@@ -294,16 +323,10 @@ func orKernelDefault(s string) string {
 	return s
 }
 
-// dropClaim ends a stage's claim on its controller.
-func (d *Driver) dropClaim(ctx context.Context, key string, c *claim) error {
-	held, err := d.keys.lock(ctx, key)
-	if err != nil {
-		return err
-	}
-	defer held.unlock()
-	held.dropClaim(c)
-	return nil
-}
+// dropClaim ends a stage's claim on its controller. It needs no key lock:
+// a claim gone can only let a later decision disconnect or retune the
+// controller, and those decisions take the lock and look again.
+func (d *Driver) dropClaim(key string, c *claim) { d.keys.dropClaim(key, c) }
 
 // releaseController disconnects ctrl when the plugin created it and
 // nothing uses it (see releaseLocked), under its key lock.

@@ -14,12 +14,14 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
+	"k8s.io/apimachinery/pkg/util/wait"
 	mount "k8s.io/mount-utils"
 
 	"github.com/nvmeof/nvmeof/csi/driver"
 	"github.com/nvmeof/nvmeof/csi/internal/disktest"
-	"github.com/nvmeof/nvmeof/csi/internal/fakeconnector"
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel/kerneltest"
 )
 
 var testHost = nvme.Host{NQN: "nqn.2026-01.io.nvmeof.test:host-1", ID: "0aaaaaaa-0000-4000-8000-00000000000a"}
@@ -50,12 +52,13 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// env is one simulated node: a fake host with two targets, mount-utils'
-// fake mounter, the disk tool simulator, and the driver over them.
+// env is one simulated node: kerneltest's host with two targets and the
+// real kernel connector over it, mount-utils' fake mounter, the disk tool
+// simulator, and the driver over them.
 type env struct {
-	t         *testing.T
+	t         testing.TB
 	root      string
-	fake      *fakeconnector.Connector
+	fake      *node
 	mounter   *mount.FakeMounter
 	exec      *disktest.Exec
 	drv       *driver.Driver
@@ -67,26 +70,49 @@ type env struct {
 	opTimeout time.Duration
 }
 
+// node is the simulated host: kerneltest's kernel, and the real connector
+// that reads its sysfs and writes its control files.
+type node struct {
+	*kerneltest.Host
+	kernel.Connector
+}
+
+func newNode(tb testing.TB, opts ...kerneltest.Option) *node {
+	tb.Helper()
+	h := kerneltest.New(tb, opts...)
+	c, err := kernel.NewConnector(kernel.ConnectorConfig{
+		SysfsRoot: h.SysfsRoot(), DevRoot: h.DevRoot(), ControlFiles: h, LookupHost: h.LookupHost,
+		// Retries of a refused connect at once: the tests look at the
+		// outcome, not at the backoff.
+		Backoff: wait.Backoff{Duration: time.Microsecond, Factor: 1, Steps: 3},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &node{Host: h, Connector: c}
+}
+
+// Controllers are the kernel's, as the connector reads them.
+func (n *node) Controllers() ([]kernel.Controller, error) {
+	return n.Connector.Controllers() //nolint:wrapcheck // a test double passing through
+}
+
+// Counts are the controllers the kernel created and deleted.
+func (n *node) Counts() (connects, disconnects int) { return n.Connects(), n.Disconnects() }
+
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	return newEnvIn(t, t.TempDir())
 }
 
 // newEnvIn builds the node under root.
-func newEnvIn(t *testing.T, root string) *env {
+func newEnvIn(t testing.TB, root string, opts ...kerneltest.Option) *env {
 	t.Helper()
-	fake, err := fakeconnector.New(filepath.Join(root, "dev"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fake.AddTarget("127.0.0.1", "4420", testNQN,
-		fakeconnector.Namespace{NSID: 1, UUID: uuid1, SizeBytes: 64 * mib},
-		fakeconnector.Namespace{NSID: 2, UUID: uuid2, SizeBytes: 64 * mib}); err != nil {
-		t.Fatal(err)
-	}
-	if err := fake.AddTarget("127.0.0.1", "4420", testNQN2, fakeconnector.Namespace{NSID: 1, SizeBytes: 64 * mib}); err != nil {
-		t.Fatal(err)
-	}
+	fake := newNode(t, opts...)
+	fake.AddTarget("127.0.0.1", "4420", testNQN,
+		kerneltest.Namespace{NSID: 1, UUID: uuid1, SizeBytes: 64 * mib},
+		kerneltest.Namespace{NSID: 2, UUID: uuid2, SizeBytes: 64 * mib})
+	fake.AddTarget("127.0.0.1", "4420", testNQN2, kerneltest.Namespace{NSID: 1, SizeBytes: 64 * mib})
 	e := &env{t: t, root: root, fake: fake, mounter: mount.NewFakeMounter(nil), exec: disktest.New(), log: &syncBuffer{}, metrics: driver.NewMetrics(), opTimeout: 3 * time.Second}
 	e.drv = e.newDriver()
 	return e
@@ -172,7 +198,7 @@ func (e *env) mountedAt(path string) []string {
 }
 
 // connection is what an admin's `nvme connect` to nqn would ask for.
-func connection(t *testing.T, nqn string) nvme.ValidConnection {
+func connection(t testing.TB, nqn string) nvme.ValidConnection {
 	t.Helper()
 	c, err := nvme.Connection{Host: testHost, Target: nvme.Target{Transport: "tcp", TrAddr: "127.0.0.1", TrSvcID: "4420", NQN: nqn}, Config: nvme.DefaultConnectionConfig()}.Valid()
 	if err != nil {
@@ -188,4 +214,26 @@ func scrape(t *testing.T, e *env) string {
 	rec := httptest.NewRecorder()
 	e.metrics.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	return rec.Body.String()
+}
+
+// devicePath is the /dev node of namespace nsid of nqn, found as the
+// plugin finds it; a controller of nqn must be connected.
+func (e *env) devicePath(nqn string, nsid uint32) string {
+	e.t.Helper()
+	cs, err := e.fake.Controllers()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.Subsystem != nqn {
+			continue
+		}
+		ns, err := e.fake.Resolve(context.Background(), c, nvme.NamespaceSelector{NSID: nsid})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return ns.DevicePath
+	}
+	e.t.Fatalf("no controller of %s", nqn)
+	return ""
 }

@@ -103,9 +103,16 @@ func (h *heldKey) claims() []*claim {
 	return out
 }
 
-// dropClaim ends c.
-func (h *heldKey) dropClaim(c *claim) {
-	h.k.mu.Lock()
-	defer h.k.mu.Unlock()
-	delete(h.l.claims, c)
+// dropClaim ends c, whether or not key's lock is held.
+func (k *keyLocks) dropClaim(key string, c *claim) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	l, ok := k.locks[key]
+	if !ok {
+		return
+	}
+	delete(l.claims, c)
+	if l.refs == 0 && len(l.claims) == 0 {
+		delete(k.locks, key)
+	}
 }

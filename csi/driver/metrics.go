@@ -121,6 +121,9 @@ func (d *Driver) volumesWithFSErrors() int {
 	}
 	n := 0
 	for _, r := range recs {
+		if d.volumes.inUse(r.VolumeID) {
+			continue // an operation is under way: it may be unmounting the path
+		}
 		path := stagedPath(r)
 		at := mountsAt(entries, path)
 		if len(at) == 0 || r.Block {

@@ -27,6 +27,10 @@ type MountEntry struct {
 	// onto a file (a block volume).
 	FSType   string
 	ReadOnly bool
+	// Root is the directory of the file system that is mounted there: "/"
+	// for the whole of it, another path for a bind of a subdirectory; ""
+	// when the table does not say (take it as the whole).
+	Root string
 }
 
 // fileSystem reports whether the entry is a file system rather than a
@@ -91,9 +95,16 @@ func (t ProcMountTable) Mounts() ([]MountEntry, error) {
 			Dev:      fmt.Sprintf("%d:%d", mi.Major, mi.Minor),
 			FSType:   mi.FsType,
 			ReadOnly: slices.Contains(mi.MountOptions, "ro"),
+			Root:     mi.Root,
 		}
-		if node, ok := deviceNodeOf(mi, t.DevDir); ok {
-			e.Device, e.Dev = node, deviceNumber(node)
+		if mi.FsType == "devtmpfs" {
+			// devtmpfs's own number says nothing about a device: a bind of
+			// a device node is known by the node it binds, anything else
+			// there by its path only.
+			e.Dev = ""
+			if node, ok := deviceNodeOf(mi, t.DevDir); ok {
+				e.Device, e.Dev = node, deviceNumber(e.Path, node)
+			}
 		}
 		out = append(out, e)
 	}
@@ -101,22 +112,28 @@ func (t ProcMountTable) Mounts() ([]MountEntry, error) {
 }
 
 // deviceNodeOf returns the /dev path of a device node bind-mounted onto a
-// file: a devtmpfs mount whose root is one name.
+// file: a devtmpfs mount whose root is one name, with "//deleted" after it
+// once the kernel removed the node (its controller deleted).
 func deviceNodeOf(mi mount.MountInfo, devDir string) (string, bool) {
-	if mi.FsType == "devtmpfs" && mi.Root != "/" && !strings.Contains(strings.TrimPrefix(mi.Root, "/"), "/") {
-		return filepath.Join(devDir, strings.TrimPrefix(mi.Root, "/")), true
+	name := strings.TrimPrefix(strings.TrimSuffix(mi.Root, "//deleted"), "/")
+	if name == "" || strings.Contains(name, "/") {
+		return "", false
 	}
-	return "", false
+	return filepath.Join(devDir, name), true
 }
 
-// deviceNumber is the "major:minor" of a block device node; "" when it is
-// gone or not a block device (then the path is all there is to go by).
-func deviceNumber(node string) string {
-	var st unix.Stat_t
-	if err := unix.Stat(node, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFBLK {
-		return ""
+// deviceNumber is the "major:minor" of the device node bound at
+// mountPoint: the inode the bind holds, even when /dev no longer has it or
+// has since given its name to another device. Failing that, node's; ""
+// when neither is a block device (then the path is all there is).
+func deviceNumber(mountPoint, node string) string {
+	for _, p := range []string{mountPoint, node} {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK {
+			return fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+		}
 	}
-	return fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	return ""
 }
 
 // mountsAt returns the mounts at path (stacked mounts give more).
@@ -140,12 +157,28 @@ func sameDevice(e MountEntry, ns kernel.Namespace) bool {
 	return filepath.Clean(e.Device) == filepath.Clean(ns.DevicePath)
 }
 
-// usersOf returns the mounts of any of nss.
+// onPartition reports whether e is a mount of a partition of ns.
+func onPartition(e MountEntry, ns kernel.Namespace) bool {
+	for _, p := range ns.Partitions {
+		if e.Dev != "" && p.Dev != "" {
+			if e.Dev == p.Dev {
+				return true
+			}
+			continue
+		}
+		if filepath.Clean(e.Device) == filepath.Join(filepath.Dir(ns.DevicePath), p.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// usersOf returns the mounts of any of nss, or of a partition of one.
 func usersOf(entries []MountEntry, nss ...kernel.Namespace) []MountEntry {
 	var out []MountEntry
 	for _, e := range entries {
 		for _, ns := range nss {
-			if sameDevice(e, ns) {
+			if sameDevice(e, ns) || onPartition(e, ns) {
 				out = append(out, e)
 				break
 			}

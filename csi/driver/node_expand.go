@@ -34,9 +34,11 @@ func (d *Driver) expandVolume(ctx context.Context, req *csi.NodeExpandVolumeRequ
 		return 0, err
 	}
 	defer o.end()
-	if recs, err := d.volumeRecords(id); err != nil {
+	recs, err := d.volumeRecords(id)
+	if err != nil {
 		return 0, err
-	} else if len(recs) == 0 {
+	}
+	if len(recs) == 0 {
 		return 0, notFound("volume %s is not staged on this node", id)
 	}
 	info, err := os.Stat(path)
@@ -50,6 +52,17 @@ func (d *Driver) expandVolume(ctx context.Context, req *csi.NodeExpandVolumeRequ
 	at := mountsAt(entries, path)
 	if len(at) == 0 {
 		return 0, precondition("nothing is mounted at %s", path)
+	}
+	// Grow only this volume's file system: the mount at volume_path must
+	// be of the device one of its stages mounted.
+	ours := false
+	for _, r := range recs {
+		for _, e := range mountsAt(entries, stagedPath(r)) {
+			ours = ours || sameMount(e, at[0])
+		}
+	}
+	if !ours {
+		return 0, precondition("%s holds %s, which is not where volume %s is staged", path, at[0].Device, id)
 	}
 	ns, _, err := d.cfg.Connector.NamespaceOf(at[0].Device)
 	if err != nil {

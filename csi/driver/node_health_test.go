@@ -12,14 +12,13 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/nvmeof/nvmeof/csi/driver"
-	"github.com/nvmeof/nvmeof/csi/internal/fakeconnector"
 	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // healthPaths records the mount paths the driver asks the connector to
 // probe, per namespace device.
 type healthPaths struct {
-	*fakeconnector.Connector
+	kernel.Connector
 	mu    sync.Mutex
 	paths map[string][]string
 }
@@ -80,5 +79,60 @@ func TestVolumeHealthNeverProbesBlock(t *testing.T) {
 				t.Errorf("connector asked to probe %q, want %q", got, tt.wantPaths)
 			}
 		})
+	}
+}
+
+// quiesceOrder records the connector's health quiesces around the
+// mounter's unmounts.
+type quiesceOrder struct {
+	kernel.Connector
+	mu     sync.Mutex
+	events []string
+}
+
+func (c *quiesceOrder) QuiesceHealth(_ context.Context, path string) (func(), error) {
+	c.add("quiesce " + path)
+	return func() { c.add("resume " + path) }, nil
+}
+
+func (c *quiesceOrder) add(ev string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.events = append(c.events, ev)
+}
+
+// The monitor's write probe holds a file open in the mount it probes: an
+// unmount meanwhile fails with "target is busy". Unpublish and unstage
+// stop the probes of their path, and wait for one in flight, before they
+// unmount.
+func TestUnmountsQuiesceHealthProbes(t *testing.T) {
+	e := newEnv(t)
+	conn := &quiesceOrder{Connector: e.fake}
+	e.mounter.UnmountFunc = func(path string) error { conn.add("unmount " + path); return nil }
+	drv, err := driver.New(driver.Config{
+		DriverName: driver.DefaultDriverName, Version: "v0.0.0-test", NodeID: testHost.NQN, Host: testHost,
+		StateDir: filepath.Join(e.root, "state"), Connector: conn, Mounter: e.mounter, Exec: e.exec,
+		KernelCheck: func() error { return nil }, Logger: hclog.NewNullLogger(), Metrics: driver.NewMetrics(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.drv = drv
+	staging, target := e.path("staging", "vol"), e.path("target", "vol")
+	if err := e.stageAt("vol", testNQN, "1", staging, mountCap("", rwo), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.publish("vol", staging, target, mountCap("", rwo), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.unpublish("vol", target); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.unstageAt("vol", staging); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"quiesce " + target, "unmount " + target, "resume " + target, "quiesce " + staging, "unmount " + staging, "resume " + staging}
+	if !slices.Equal(conn.events, want) {
+		t.Errorf("events\n got %q\nwant %q", conn.events, want)
 	}
 }

@@ -7,17 +7,21 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel/kerneltest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 )
 
 func TestConcurrentOperations(t *testing.T) {
-	e := newEnv(t)
+	// The kernel serialises every connect of a host; the driver must not
+	// add a lock of its own across subsystems.
+	e := newEnvIn(t, t.TempDir(), kerneltest.WithConcurrentConnects())
 	entered, release := e.fake.HoldConnects(testNQN)
 	defer release()
 	var wg sync.WaitGroup
@@ -93,7 +97,7 @@ func TestVolumeHealth(t *testing.T) {
 	}{
 		{"healthy", func(*env) {}, ""},
 		{"target down", func(e *env) { e.fake.SetDown(testNQN, true) }, "ControllerNotLive"},
-		{"file system errors", func(e *env) { e.fake.SetFSErrors(e.mountedAt(e.path("staging", "vol"))[0], 3) }, "FilesystemErrors"},
+		{"file system errors", func(e *env) { e.fake.SetFSErrors(filepath.Base(e.mountedAt(e.path("staging", "vol"))[0]), 3) }, "FilesystemErrors"},
 		{"device gone", func(e *env) {
 			cs, _ := e.fake.Controllers()
 			_ = e.fake.Disconnect(context.Background(), cs[0])
@@ -141,9 +145,7 @@ func TestVolumeHealth(t *testing.T) {
 func TestNodeExpandVolume(t *testing.T) {
 	e := newEnv(t)
 	e.stage("vol", testNQN, "1", mountCap("", rwo))
-	if err := e.fake.ResizeNamespace(testNQN, 1, 96*mib); err != nil {
-		t.Fatal(err)
-	}
+	e.fake.ResizeNamespace(testNQN, 1, 96*mib)
 	req := func(id, path string, want int64) *csi.NodeExpandVolumeRequest {
 		return &csi.NodeExpandVolumeRequest{VolumeId: id, VolumePath: path, CapacityRange: &csi.CapacityRange{RequiredBytes: want}}
 	}
@@ -274,7 +276,7 @@ func TestMetricsObserveReconnects(t *testing.T) {
 	e.fake.SetDown(testNQN, true)
 	e.drv.Observe()
 	e.fake.SetDown(testNQN, false)
-	e.fake.SetFSErrors(e.mountedAt(e.path("staging", "vol"))[0], 1)
+	e.fake.SetFSErrors(filepath.Base(e.mountedAt(e.path("staging", "vol"))[0]), 1)
 	e.drv.Observe()
 	body := scrape(t, e)
 	for _, want := range []string{"nvmeof_csi_controller_reconnects_total 1", `nvmeof_csi_controllers{state="live"} 1`, "nvmeof_csi_volumes_fs_errors 1"} {

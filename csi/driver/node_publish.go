@@ -172,7 +172,12 @@ func (d *Driver) unpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolu
 		return err
 	}
 	at := mountsAt(entries, target)
+	resume, err := d.cfg.Connector.QuiesceHealth(o.ctx, target)
+	if err != nil {
+		return err
+	}
 	return o.finish("unmounting "+target, releaseTimeout, func(context.Context) error {
+		defer resume()
 		for range at {
 			if err := d.cfg.Mounter.Unmount(target); err != nil {
 				return fmt.Errorf("unmount %s: %w", target, err)

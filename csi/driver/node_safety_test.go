@@ -528,24 +528,19 @@ func TestInterruptedFormatIsFinishedAfterAKill(t *testing.T) {
 		t.Fatal("staged with a killed mkfs")
 	}
 	// What a half-done mkfs leaves: block groups written, no superblock.
-	dev := filepath.Join(e.fake.DevRoot(), ".backing")
-	entries, err := os.ReadDir(dev)
-	if err != nil || len(entries) == 0 {
-		t.Fatalf("backing files: %v, %v", entries, err)
+	backing, ok := e.fake.BackingFile(testNQN, 1)
+	if !ok {
+		t.Fatal("no backing file")
 	}
-	for _, en := range entries {
-		if strings.Contains(en.Name(), "one") && strings.HasSuffix(en.Name(), "-1") {
-			f, err := os.OpenFile(filepath.Join(dev, en.Name()), os.O_WRONLY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.WriteAt([]byte("half a block group"), 8192); err != nil {
-				t.Fatal(err)
-			}
-			if err := f.Close(); err != nil {
-				t.Fatal(err)
-			}
-		}
+	f, err := os.OpenFile(backing, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("half a block group"), 8192); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
 	}
 	e.exec.FailTool("mkfs.ext4", 0)
 	e.drv = e.newDriver() // the plugin restarts

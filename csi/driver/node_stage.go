@@ -52,6 +52,11 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 	if err != nil {
 		return fmt.Errorf("secrets: %w", err)
 	}
+	if mode.block && mode.readOnly {
+		// A device node bound read-only still takes writes: the kernel
+		// enforces ro on files reached through a mount, not on a node.
+		return invalid("a read-only access mode cannot be honoured for a block volume: the device node takes writes whatever the mount says")
+	}
 	o, err := d.begin(ctx, id)
 	if err != nil {
 		return err
@@ -60,6 +65,20 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 	ctx = o.ctx
 	log := d.log.With("volume_id", id, "nqn", vol.Target.NQN, "namespace", vol.Namespace.String())
 
+	want := stageRecord{
+		VolumeID: id, StagingPath: filepath.Clean(staging), Block: mode.block,
+		Requested: vol.Target, Namespace: vol.Namespace, Config: vol.Config,
+		FSType: mode.fsType, MountFlags: mode.mountFlags, ReadOnly: mode.readOnly,
+	}
+	// Answered from the mount table and the record before anything that
+	// can wait on the network (a name lookup, the controller): a repeat
+	// during an outage is OK.
+	if done, err := d.alreadyStaged(want); done || err != nil {
+		if done {
+			log.Debug("already staged")
+		}
+		return err
+	}
 	// Key the target as sysfs will show it: a host name resolved, the
 	// address canonical. Unstage finds the controller by the same key.
 	target, err := d.cfg.Connector.ResolveTarget(ctx, vol.Target)
@@ -70,26 +89,16 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 	if err != nil {
 		return err
 	}
-	want := stageRecord{
-		VolumeID: id, StagingPath: filepath.Clean(staging), Key: connectionKey(target, d.cfg.Host), Block: mode.block,
-		Target: target, Namespace: vol.Namespace, Config: vol.Config,
-		FSType: mode.fsType, MountFlags: mode.mountFlags, ReadOnly: mode.readOnly,
-	}
-	if done, err := d.alreadyStaged(want); done || err != nil {
-		if done {
-			log.Debug("already staged")
-		}
-		return err
-	}
+	want.Target, want.Key = target, connectionKey(target, d.cfg.Host)
 
 	ctrl, c, err := d.claimController(ctx, log, conn, want)
 	if err != nil {
 		return err
 	}
-	handedOver := false
+	handedOver, recorded := false, false
 	defer func() {
 		if !handedOver {
-			d.undoStage(ctx, log, want, c, ctrl, false)
+			d.undoStage(ctx, log, want, c, ctrl, recorded)
 		}
 	}()
 	ns, err := d.resolve(ctx, ctrl, vol)
@@ -98,12 +107,19 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 	}
 	log = log.With("device", ns.DevicePath, "controller", ctrl.Name)
 	log.Debug("namespace resolved")
-	plan, err := d.planStage(ctx, want, vol.FormatPolicy.OrDefault(), conn, ns)
+	want.Found = nvme.NamespaceSelector{NSID: ns.NSID, UUID: ns.UUID, NGUID: ns.NGUID}
+	plan, err := d.reserve(ctx, want, ns)
 	if err != nil {
 		return err
 	}
-	if err := d.state.putStage(want); err != nil {
-		return err
+	recorded = true
+	if plan.kind == planFormatAndMount {
+		if plan, err = d.planUnused(o, want, vol.FormatPolicy.OrDefault(), conn, ns); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("not %s: %w", plan.what(ns, staging), err)
 	}
 	handedOver = true
 	return o.finish(plan.what(ns, staging), mountBound, func(ctx context.Context) error {
@@ -111,9 +127,7 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 			d.undoStage(ctx, log, want, c, ctrl, true)
 			return err
 		}
-		if err := d.dropClaim(ctx, want.Key, c); err != nil {
-			log.Warn("could not drop the stage's claim on its controller", "error", err)
-		}
+		d.dropClaim(want.Key, c)
 		log.Info("staged", "block", want.Block, "plan", plan.String())
 		if plan.format || plan.kind == planBlock {
 			// The format is done and mounted, or the namespace is a raw
@@ -154,14 +168,11 @@ func (d *Driver) undoStage(ctx context.Context, log hclog.Logger, want stageReco
 			log.Error("could not remove the record of a failed stage", "error", err)
 		}
 	}
-	held, err := d.keys.lock(ctx, want.Key)
-	if err != nil {
-		log.Error("could not release the controller of a failed stage", "controller", ctrl.Name, "error", err)
-		return
-	}
-	defer held.unlock()
-	held.dropClaim(c)
-	if err := d.releaseLocked(ctx, log, held, ctrl); err != nil {
+	// The claim goes first, without the key lock: were the lock out of
+	// reach (a settle holding it), a claim left behind would keep the
+	// controller connected and the settings fixed until a restart.
+	d.dropClaim(want.Key, c)
+	if err := d.releaseController(ctx, log, want.Key, ctrl); err != nil {
 		log.Warn("could not release the controller of a failed stage", "controller", ctrl.Name, "error", err)
 	}
 }
@@ -244,7 +255,11 @@ func (r stageRecord) differences(want stageRecord) []string {
 		return "mount"
 	}
 	add("access type", kind(r.Block), kind(want.Block))
-	add("target", targetString(r.Target), targetString(want.Target))
+	staged := r.Requested
+	if staged.NQN == "" { // a record from before the target as written was kept
+		staged = r.Target
+	}
+	add("target", targetString(staged), targetString(want.Requested))
 	add("namespace", r.Namespace.String(), want.Namespace.String())
 	add("fs_type", orNone(r.FSType), orNone(want.FSType))
 	add("read-only", fmt.Sprint(r.ReadOnly), fmt.Sprint(want.ReadOnly))
@@ -269,6 +284,9 @@ func orNone(s string) string {
 // stagePlan is how a device is brought to its staging path.
 type stagePlan struct {
 	kind planKind
+	// from is a path where the file system is mounted already
+	// (planMountInUse).
+	from string
 	// format: the device was found blank (or the policy allows formatting
 	// it), so mkfs runs.
 	format bool
@@ -307,6 +325,12 @@ func (d *Driver) mountStage(want stageRecord, ns kernel.Namespace, plan stagePla
 	opts := slices.Clone(want.MountFlags)
 	if want.ReadOnly {
 		opts = append(opts, "ro")
+		if plan.kind == planFormatAndMount {
+			// ro alone still lets ext4 and xfs replay a dirty journal,
+			// writing to the device: a reader must never write (another
+			// node may be the writer).
+			opts = append(opts, map[string]string{"ext4": "noload", "ext3": "noload", "xfs": "norecovery"}[want.FSType])
+		}
 	}
 	switch plan.kind {
 	case planBlock:
@@ -318,8 +342,12 @@ func (d *Driver) mountStage(want stageRecord, ns kernel.Namespace, plan stagePla
 			return fmt.Errorf("bind %s at %s: %w", ns.DevicePath, file, err)
 		}
 	case planMountInUse:
-		if err := d.cfg.Mounter.Mount(ns.DevicePath, want.StagingPath, want.FSType, opts); err != nil {
-			return fmt.Errorf("mount %s at %s: %w", ns.DevicePath, want.StagingPath, err)
+		// A second mount of a block device with other read-only state fails
+		// (EBUSY: "would change RO state"): bind the mounted file system
+		// instead, read-only or not per mount.
+		bindOpts := append([]string{"bind"}, opts...)
+		if err := d.cfg.Mounter.Mount(plan.from, want.StagingPath, "", bindOpts); err != nil {
+			return fmt.Errorf("bind %s (the file system of %s) at %s: %w", plan.from, ns.DevicePath, want.StagingPath, err)
 		}
 	case planFormatAndMount:
 		// The plan has decided the device may be formatted if blkid still

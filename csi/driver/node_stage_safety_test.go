@@ -16,7 +16,7 @@ import (
 // says the plugin created it, and the controller leaks.
 func TestNodeStageResolvesHostNames(t *testing.T) {
 	e := newEnv(t)
-	e.fake.SetHost("array.example", "127.0.0.1")
+	e.fake.SetHostAddr("array.example", "127.0.0.1")
 	byName := e.stageReq("by-name", testNQN, "1", mountCap("", rwo))
 	byName.VolumeContext["traddr"] = "array.example"
 	if _, err := e.drv.NodeStageVolume(context.Background(), byName); err != nil {

@@ -41,7 +41,7 @@ func TestNodeStageVolumeErrors(t *testing.T) {
 		{"no namespace", func(r *csi.NodeStageVolumeRequest) { delete(r.VolumeContext, "nsid") }, codes.InvalidArgument, "nsid"},
 		{"bad secret", func(r *csi.NodeStageVolumeRequest) { r.Secrets = map[string]string{"dhchap_secret": "hunter2"} }, codes.InvalidArgument, "dhchap_secret"},
 		{"namespace absent", func(r *csi.NodeStageVolumeRequest) { r.VolumeContext["nsid"] = "9" }, codes.NotFound, "nsid:9"},
-		{"namespace identity differs", func(r *csi.NodeStageVolumeRequest) { r.VolumeContext["uuid"] = uuid2 }, codes.FailedPrecondition, "does not match"},
+		{"namespace identity differs", func(r *csi.NodeStageVolumeRequest) { r.VolumeContext["uuid"] = uuid2 }, codes.FailedPrecondition, "identity mismatch"},
 		{"target unreachable", func(r *csi.NodeStageVolumeRequest) { r.VolumeContext["nqn"] = testNQN2 }, codes.Unavailable, "connection refused"},
 	}
 	for _, tt := range tests {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -52,20 +53,37 @@ func (d *Driver) unstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRe
 		mounted = append(mounted, mountsAt(entries, p)...)
 	}
 	if !haveRec {
-		if len(mounted) > 0 {
+		if len(mounted) == 0 {
+			return removeBlockFile(d, staging) // nothing staged: done
+		}
+		aside, err := d.state.stageSetAside(id, staging)
+		if err != nil {
+			return err
+		}
+		if !aside {
 			return precondition("staging path %s holds %s, which this plugin did not stage there for volume %s: not unmounting it", staging, mounted[0].Device, id)
 		}
-		return removeBlockFile(d, staging) // nothing staged: done
+		// The record was set aside as corrupt; its name proves the stage
+		// was ours. The mount table and sysfs say the rest.
+		log.Warn("the stage record was set aside as corrupt; unstaging by the mount table", "staging_path", staging, "device", mounted[0].Device)
+		rec = stageRecord{VolumeID: id, StagingPath: filepath.Clean(staging), Block: len(mountsAt(entries, blockStagingFile(staging))) > 0}
 	}
 	if len(mounted) > 0 {
-		if err := d.checkMountedNamespace(mounted[0], rec); err != nil && !isPrecondition(err) {
-			return err
+		if rec.Target.NQN != "" {
+			if err := d.checkMountedNamespace(mounted[0], rec); err != nil && !isPrecondition(err) {
+				return err
+			}
 		}
 		if err := d.checkUnused(rec, mounted[0], entries); err != nil {
 			return err
 		}
 	}
+	resume, err := d.cfg.Connector.QuiesceHealth(o.ctx, rec.StagingPath)
+	if err != nil {
+		return err
+	}
 	return o.finish("unmounting "+staging, releaseTimeout, func(ctx context.Context) error {
+		defer resume()
 		for _, e := range mounted {
 			if err := d.cfg.Mounter.Unmount(e.Path); err != nil {
 				return fmt.Errorf("unmount %s: %w", e.Path, err)
@@ -74,7 +92,7 @@ func (d *Driver) unstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRe
 		if err := removeBlockFile(d, staging); err != nil {
 			return err
 		}
-		if err := d.releaseStageController(ctx, log, rec); err != nil {
+		if err := d.releaseStageController(ctx, log, rec, mounted); err != nil {
 			return err
 		}
 		if err := d.state.deleteStage(id, staging); err != nil {
@@ -143,15 +161,31 @@ func sameMount(a, b MountEntry) bool {
 	return a.Device == b.Device && isNVMeDevice(a.Device)
 }
 
-// releaseStageController releases the controller a stage record names.
-func (d *Driver) releaseStageController(ctx context.Context, log hclog.Logger, rec stageRecord) error {
+// releaseStageController releases the controller a stage record names;
+// without one (a record set aside), those that reached the devices that
+// were mounted.
+func (d *Driver) releaseStageController(ctx context.Context, log hclog.Logger, rec stageRecord, mounted []MountEntry) error {
 	target := rec.Target
-	if target.NQN == "" { // a record from before stage records held their target
+	if target.NQN == "" && rec.Key != "" { // a record from before stage records held their target
 		crec, ok, err := d.state.controller(rec.Key)
 		if err != nil || !ok {
 			return err
 		}
 		target = crec.Target
+	}
+	if target.NQN == "" {
+		for _, e := range mounted {
+			_, ctrls, err := d.cfg.Connector.NamespaceOf(e.Device)
+			if err != nil {
+				continue // the device went with its controller
+			}
+			for _, c := range ctrls {
+				if err := d.releaseController(ctx, log, controllerKey(c), c); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	}
 	conn, err := nvme.Connection{Host: d.cfg.Host, Target: target, Config: rec.Config}.Valid()
 	if err != nil {

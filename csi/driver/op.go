@@ -27,17 +27,19 @@ type op struct {
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
-	detached int // steps still running after the caller left
+	detached int    // steps still running after the caller left
+	what     string // the last of them
 	ended    bool
 }
 
 // begin takes volume id's lock (Aborted when another operation holds it)
 // and bounds ctx by the operation timeout.
 func (d *Driver) begin(ctx context.Context, id string) (*op, error) {
-	if err := d.volumes.acquire(id); err != nil {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.OperationTimeout)
+	if err := d.volumes.acquire(ctx, id); err != nil {
+		cancel()
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, d.cfg.OperationTimeout)
 	return &op{d: d, id: id, ctx: ctx, cancel: cancel}, nil
 }
 
@@ -51,7 +53,9 @@ func (o *op) end() {
 	o.ended = true
 	if o.detached == 0 {
 		o.d.volumes.release(o.id)
+		return
 	}
+	o.d.volumes.detach(o.id, o.what)
 }
 
 // finish runs act, a step that must run to its end once started (a format,
@@ -60,8 +64,14 @@ func (o *op) end() {
 // running; act goes on in the background with a context of its own (bound
 // by background), and the volume stays locked until it is done.
 func (o *op) finish(what string, background time.Duration, act func(ctx context.Context) error) error {
+	if err := o.ctx.Err(); err != nil {
+		// The time is up before the step starts: do not start what would
+		// then run unseen.
+		return fmt.Errorf("not %s: %w", what, err)
+	}
 	o.mu.Lock()
 	o.detached++
+	o.what = what
 	o.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(o.ctx), background)
 	done := make(chan error, 1)
@@ -86,4 +96,12 @@ func (o *op) finish(what string, background time.Duration, act func(ctx context.
 		o.d.log.Warn("operation bound reached; letting a step finish in the background", "volume_id", o.id, "step", what)
 		return fmt.Errorf("still %s when the plugin's bound on the operation ended; it finishes in the background and the volume stays locked until then: %w", what, o.ctx.Err())
 	}
+}
+
+// bounded runs fn, which takes no context (a read of the device, a tool
+// mount-utils runs), within the operation's bound: when the bound ends
+// first, bounded returns saying what was awaited, and fn goes on in the
+// background with the volume locked until it returns.
+func (o *op) bounded(what string, fn func() error) error {
+	return o.finish(what, mountBound, func(context.Context) error { return fn() })
 }

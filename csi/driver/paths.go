@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // blockStagingFile is where a block volume's device node is bind-mounted
@@ -30,4 +31,10 @@ func connectionKey(t nvme.Target, h nvme.Host) string {
 func recordName(parts ...string) string {
 	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return hex.EncodeToString(sum[:12]) + ".json"
+}
+
+// controllerKey is connectionKey as read back from a controller.
+func controllerKey(c kernel.Controller) string {
+	t := nvme.Target{Transport: c.Transport, TrAddr: c.TrAddr, TrSvcID: c.TrSvcID, NQN: c.Subsystem, HostTrAddr: c.HostTrAddr, HostIface: c.HostIface}
+	return connectionKey(t, nvme.Host{NQN: c.HostNQN, ID: c.HostID})
 }

@@ -94,7 +94,7 @@ func (d *Driver) reconcileController(ctx context.Context, log hclog.Logger, rec 
 			log.Info("a connect was cut short by a restart and made no controller; forgetting it")
 			return d.state.deleteController(rec.Key)
 		}
-		rec.Name, rec.CntlID = ctrl.Name, ctrl.CntlID
+		rec.identify(ctrl)
 		if err := d.state.putController(rec); err != nil {
 			return err
 		}
@@ -107,10 +107,12 @@ func (d *Driver) reconcileController(ctx context.Context, log hclog.Logger, rec 
 		}
 		return d.state.deleteController(rec.Key)
 	}
-	if err := d.cfg.Connector.UpdateReconnectParams(ctrl, rec.Config); err != nil {
-		log.Warn("could not re-apply reconnection parameters", "controller", ctrl.Name, "error", err)
-	}
 	if staged {
+		// A stage in force asked for these settings; something (a udev
+		// rule, an admin) may have changed them while the plugin was down.
+		if err := d.cfg.Connector.UpdateReconnectParams(ctrl, rec.Config); err != nil {
+			log.Warn("could not re-apply reconnection parameters", "controller", ctrl.Name, "error", err)
+		}
 		return nil
 	}
 	if !rec.owns(ctrl) {

@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nvmeof/nvmeof/csi/driver"
-	"github.com/nvmeof/nvmeof/csi/internal/fakeconnector"
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel/kerneltest"
 )
 
 // TestSanity runs csi-test's sanity suite against the real gRPC server,
@@ -70,7 +70,7 @@ func (i identityWithController) GetPluginCapabilities(context.Context, *csi.GetP
 // Terraform provider would hand Nomad.
 type testController struct {
 	csi.UnimplementedControllerServer
-	fake *fakeconnector.Connector
+	fake *node
 	mu   sync.Mutex
 	n    int
 	vols map[string]*testVolume // by name
@@ -105,9 +105,7 @@ func (c *testController) CreateVolume(_ context.Context, req *csi.CreateVolumeRe
 	c.n++
 	uuid := fmt.Sprintf("%08x-0000-4000-8000-%012x", c.n, c.n)
 	nqn := fmt.Sprintf("nqn.2026-01.io.nvmeof.sanity:vol-%d", c.n)
-	if err := c.fake.AddTarget("127.0.0.1", "4420", nqn, fakeconnector.Namespace{NSID: 1, UUID: uuid, SizeBytes: size}); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
+	c.fake.AddTarget("127.0.0.1", "4420", nqn, kerneltest.Namespace{NSID: 1, UUID: uuid, SizeBytes: size})
 	v := &testVolume{size: size, vol: nvme.Volume{
 		Target:    nvme.Target{Transport: nvme.TransportTCP, TrAddr: "127.0.0.1", TrSvcID: "4420", NQN: nqn},
 		Config:    nvme.DefaultConnectionConfig(),
@@ -152,9 +150,7 @@ func (c *testController) ControllerExpandVolume(_ context.Context, req *csi.Cont
 		return nil, status.Errorf(codes.NotFound, "no volume %s", req.GetVolumeId())
 	}
 	size := req.GetCapacityRange().GetRequiredBytes()
-	if err := c.fake.ResizeNamespace(v.vol.Target.NQN, 1, size); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
+	c.fake.ResizeNamespace(v.vol.Target.NQN, 1, size)
 	v.size = size
 	return &csi.ControllerExpandVolumeResponse{CapacityBytes: size, NodeExpansionRequired: true}, nil
 }

@@ -21,12 +21,39 @@ const headSize = 1 << 20
 // livePoll is how often a stage looks at a reconnecting controller.
 const livePoll = 50 * time.Millisecond
 
-// planStage decides how the namespace reaches its staging path, from what
-// uses it and what it holds. It never lets a device be formatted that a
-// mount uses anywhere or a stage record says is in block use, and never
-// one whose first MiB holds data no signature explains, unless the volume
-// context says so.
-func (d *Driver) planStage(ctx context.Context, want stageRecord, policy nvme.FormatPolicy, conn nvme.ValidConnection, ns kernel.Namespace) (stagePlan, error) {
+// namespaceKey names a namespace for the lock that orders the decisions
+// about its use: by subsystem and nsid, whatever path reaches it.
+func namespaceKey(nqn string, nsid uint32) string {
+	return fmt.Sprintf("namespace|%s|%d", nqn, nsid)
+}
+
+// reserve decides, from what uses the namespace, how it reaches its
+// staging path, and records the stage before anything is mounted: under
+// the namespace's lock, so that two stages of it (a block and a file
+// system one, by two volume names) cannot both find it unused. It never
+// lets a device be formatted that a mount uses anywhere or a stage record
+// says is in block use.
+func (d *Driver) reserve(ctx context.Context, want stageRecord, ns kernel.Namespace) (stagePlan, error) {
+	held, err := d.keys.lock(ctx, namespaceKey(want.Target.NQN, ns.NSID))
+	if err != nil {
+		return stagePlan{}, err
+	}
+	defer held.unlock()
+	plan, err := d.usagePlan(want, ns)
+	if err != nil {
+		return stagePlan{}, err
+	}
+	if err := d.state.putStage(want); err != nil {
+		return stagePlan{}, err
+	}
+	return plan, nil
+}
+
+// usagePlan reads the mount table and the stage records: what mounts the
+// device (its own number, its partitions'), and which other stages of it
+// there are, block or file system. planFormatAndMount means "unused":
+// what it holds is for planUnused to look at.
+func (d *Driver) usagePlan(want stageRecord, ns kernel.Namespace) (stagePlan, error) {
 	entries, err := d.mounts.Mounts()
 	if err != nil {
 		return stagePlan{}, err
@@ -45,7 +72,7 @@ func (d *Driver) planStage(ctx context.Context, want stageRecord, policy nvme.Fo
 	}
 	var fsStages, blockStages []string
 	for _, r := range recs {
-		if r.Key != want.Key || !sameNamespace(r.Namespace, want.Namespace) || r.StagingPath == want.StagingPath {
+		if r.StagingPath == want.StagingPath || !r.stagesNamespace(want.Target.NQN, ns) {
 			continue
 		}
 		if r.Block {
@@ -54,10 +81,11 @@ func (d *Driver) planStage(ctx context.Context, want stageRecord, policy nvme.Fo
 			fsStages = append(fsStages, r.StagingPath)
 		}
 	}
+	holders := ns.Holders
 	if want.Block {
-		if len(fsUsers) > 0 || len(fsStages) > 0 {
-			return stagePlan{}, precondition("namespace %s (%s) holds a file system in use (mounted at %v, staged at %v); raw block access beside a mounted file system corrupts it: unstage the file-system volume first",
-				want.Namespace, ns.DevicePath, paths(fsUsers), fsStages)
+		if len(fsUsers) > 0 || len(fsStages) > 0 || len(holders) > 0 {
+			return stagePlan{}, precondition("namespace %s (%s) holds a file system in use (mounted at %v, staged at %v, held by %v); raw block access beside a mounted file system corrupts it: unstage the file-system volume first",
+				want.Namespace, ns.DevicePath, paths(fsUsers), fsStages, holders)
 		}
 		return stagePlan{kind: planBlock}, nil
 	}
@@ -65,32 +93,75 @@ func (d *Driver) planStage(ctx context.Context, want stageRecord, policy nvme.Fo
 		return stagePlan{}, precondition("namespace %s (%s) is in use as a raw block device (bound at %v, staged at %v): not putting a file system on it; unstage the block volume first",
 			want.Namespace, ns.DevicePath, paths(blockUsers), blockStages)
 	}
+	if len(holders) > 0 {
+		return stagePlan{}, precondition("namespace %s (%s) is held by %v (device mapper, md or a partition in use): not mounting or formatting it", want.Namespace, ns.DevicePath, holders)
+	}
+	for _, e := range fsUsers {
+		if !sameDevice(e, ns) {
+			return stagePlan{}, precondition("namespace %s (%s) has a partition mounted at %s: it is not one file system to mount, and never one to format", want.Namespace, ns.DevicePath, e.Path)
+		}
+	}
 	if len(fsUsers) > 0 {
 		if fsUsers[0].FSType != want.FSType {
 			return stagePlan{}, precondition("namespace %s (%s) is mounted at %s as %s; the volume asks for %s", want.Namespace, ns.DevicePath, fsUsers[0].Path, fsUsers[0].FSType, want.FSType)
 		}
-		return stagePlan{kind: planMountInUse}, nil
+		for _, e := range fsUsers {
+			if e.Root == "" || e.Root == "/" {
+				return stagePlan{kind: planMountInUse, from: e.Path}, nil
+			}
+		}
+		return stagePlan{}, precondition("namespace %s (%s) is mounted only as subdirectories of its file system (%v): not staging it beside them", want.Namespace, ns.DevicePath, paths(fsUsers))
 	}
-	return d.planUnused(ctx, want, policy, conn, ns)
+	return stagePlan{kind: planFormatAndMount}, nil
+}
+
+// stagesNamespace reports whether r stages the namespace nsid of
+// subsystem nqn: by the namespace it found, or for a record from before
+// that was kept, by its selector.
+func (r stageRecord) stagesNamespace(nqn string, ns kernel.Namespace) bool {
+	if r.Target.NQN != nqn {
+		return false
+	}
+	if r.Found.NSID != 0 {
+		return r.Found.NSID == ns.NSID
+	}
+	return selectorMatches(r.Namespace, ns)
 }
 
 // planUnused decides for a device nothing uses: mount the file system it
 // holds, or format it when it is blank (or the policy says so). blkid says
 // "nothing found" for a device it cannot read too, so the controller must
 // be live and the head must read before anything is decided.
-func (d *Driver) planUnused(ctx context.Context, want stageRecord, policy nvme.FormatPolicy, conn nvme.ValidConnection, ns kernel.Namespace) (stagePlan, error) {
-	if err := d.waitLive(ctx, conn, ns); err != nil {
+func (d *Driver) planUnused(o *op, want stageRecord, policy nvme.FormatPolicy, conn nvme.ValidConnection, ns kernel.Namespace) (stagePlan, error) {
+	if err := d.waitLive(o.ctx, conn, ns); err != nil {
 		return stagePlan{}, err
 	}
-	zero, err := headIsZero(ns.DevicePath)
+	// Reading the device waits as long as its I/O does (a controller that
+	// went to "connecting" since): each read is bounded, and one that
+	// outlives the bound keeps the volume locked until it returns.
+	var zero bool
+	var format string
+	err := o.bounded("reading the first MiB of "+ns.DevicePath, func() error {
+		var err error
+		if zero, err = headIsZero(ns.DevicePath); err != nil {
+			return unavailable("read the first MiB of %s before deciding whether it holds a file system: %v; not formatting a device that cannot be read", ns.DevicePath, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return stagePlan{}, unavailable("read the first MiB of %s before deciding whether it holds a file system: %v; not formatting a device that cannot be read", ns.DevicePath, err)
+		return stagePlan{}, err
 	}
-	format, err := d.formatter.GetDiskFormat(ns.DevicePath)
+	err = o.bounded("running blkid on "+ns.DevicePath, func() error {
+		var err error
+		if format, err = d.formatter.GetDiskFormat(ns.DevicePath); err != nil {
+			return unavailable("blkid could not read %s: %v", ns.DevicePath, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return stagePlan{}, unavailable("blkid could not read %s: %v", ns.DevicePath, err)
+		return stagePlan{}, err
 	}
-	ours, err := d.state.formatStarted(ns)
+	ours, err := d.state.formatStarted(ns, want.VolumeID)
 	if err != nil {
 		return stagePlan{}, err
 	}
@@ -110,11 +181,6 @@ func (d *Driver) planUnused(ctx context.Context, want stageRecord, policy nvme.F
 			want.Namespace, ns.DevicePath, nvme.FormatIfNoFilesystem)
 	}
 	return stagePlan{kind: planFormatAndMount, format: true}, nil
-}
-
-// sameNamespace reports whether two selectors may name one namespace.
-func sameNamespace(a, b nvme.NamespaceSelector) bool {
-	return (a.NSID != 0 && a.NSID == b.NSID) || (a.UUID != "" && a.UUID == b.UUID) || (a.NGUID != "" && a.NGUID == b.NGUID)
 }
 
 // waitLive waits until the namespace's controller is live: a reconnecting

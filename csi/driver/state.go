@@ -27,10 +27,13 @@ type controllerRecord struct {
 	// written before the connect, so that a plugin killed while the kernel
 	// creates the controller still knows on restart.
 	Created bool
-	// Name and CntlID identify the controller the plugin created, once the
-	// kernel has answered; empty while the answer is not in.
+	// Name and ID identify the controller the plugin created, once the
+	// kernel has answered; empty while the answer is not in. (CntlID is
+	// kept for records written before ID: nvmet changes a controller's
+	// cntlid at every reconnect, so it identifies nothing for long.)
 	Name   string
-	CntlID int
+	ID     uint64 `json:",omitempty"`
+	CntlID int    `json:",omitempty"`
 }
 
 // pending reports a creation whose answer never came in: the plugin was
@@ -39,10 +42,21 @@ func (r controllerRecord) pending() bool { return r.Created && r.Name == "" }
 
 // owns reports whether ctrl is the controller this record says the plugin
 // created. A controller someone else connected after the kernel deleted
-// ours (ctrl_loss_tmo) has the same key but another name or cntlid; a
-// pending record owns nothing until reconciliation settles it.
+// ours (ctrl_loss_tmo) has the same key, maybe the same name, but another
+// ID; a pending record owns nothing until reconciliation settles it.
 func (r controllerRecord) owns(ctrl kernel.Controller) bool {
-	return r.Created && r.Name != "" && r.Name == ctrl.Name && r.CntlID == ctrl.CntlID
+	if !r.Created || r.Name == "" || r.Name != ctrl.Name {
+		return false
+	}
+	if r.ID == 0 { // a record from before IDs
+		return r.CntlID == ctrl.CntlID
+	}
+	return r.ID == ctrl.ID
+}
+
+// identify records ctrl as the one this record names.
+func (r *controllerRecord) identify(ctrl kernel.Controller) {
+	r.Name, r.ID, r.CntlID = ctrl.Name, ctrl.ID, 0
 }
 
 // stageRecord is a volume staged at a path: which controller serves it,
@@ -54,10 +68,15 @@ type stageRecord struct {
 	StagingPath string
 	Key         string
 	Block       bool
-	// Target (resolved), Namespace and Config are what the stage asked
-	// for; FSType, MountFlags and ReadOnly how it mounted.
+	// Requested is the target as the volume context wrote it; Target the
+	// same resolved (an address as sysfs shows it). Namespace is the
+	// selector asked for, Found the namespace it found (nsid, uuid,
+	// nguid); Config the connection settings; FSType, MountFlags and
+	// ReadOnly how it mounted.
+	Requested  nvme.Target
 	Target     nvme.Target
 	Namespace  nvme.NamespaceSelector
+	Found      nvme.NamespaceSelector
 	Config     nvme.ConnectionConfig
 	FSType     string   `json:",omitempty"`
 	MountFlags []string `json:",omitempty"`
@@ -155,6 +174,17 @@ func (s *stateStore) stage(volumeID, stagingPath string) (stageRecord, bool, err
 	return r, ok, err
 }
 
+// stageSetAside reports whether the stage record of volumeID at
+// stagingPath was set aside as corrupt: its name proves the plugin staged
+// that volume there.
+func (s *stateStore) stageSetAside(volumeID, stagingPath string) (bool, error) {
+	matches, err := filepath.Glob(s.stagePath(volumeID, stagingPath) + ".corrupt-*")
+	if err != nil {
+		return false, fmt.Errorf("look for set-aside records: %w", err)
+	}
+	return len(matches) > 0, nil
+}
+
 func (s *stateStore) deleteStage(volumeID, stagingPath string) error {
 	return removeFile(s.stagePath(volumeID, stagingPath))
 }
@@ -183,12 +213,13 @@ func (s *stateStore) putFormat(ns kernel.Namespace, volumeID string) error {
 	return writeJSONAtomic(s.formatPath(ns), formatRecordOf(ns, volumeID))
 }
 
-// formatStarted reports whether the plugin started formatting ns and did
-// not see the result mounted.
-func (s *stateStore) formatStarted(ns kernel.Namespace) (bool, error) {
+// formatStarted reports whether the plugin started formatting ns for
+// volumeID and did not see the result mounted. A record of another volume
+// licenses nothing: that volume's stage is not this one's to finish.
+func (s *stateStore) formatStarted(ns kernel.Namespace, volumeID string) (bool, error) {
 	var r formatRecord
 	ok, err := s.read(s.formatPath(ns), &r)
-	return ok && r == formatRecordOf(ns, r.VolumeID), err
+	return ok && r == formatRecordOf(ns, volumeID), err
 }
 
 func (s *stateStore) deleteFormat(ns kernel.Namespace) error { return removeFile(s.formatPath(ns)) }
@@ -217,7 +248,11 @@ func readAll[T any](s *stateStore, sub string) ([]T, error) {
 		var r T
 		ok, err := s.read(filepath.Join(dir, e.Name()), &r)
 		if err != nil {
-			return nil, err
+			// One record that cannot be read (EIO, a directory in its
+			// place) must not stop every operation on the node: the
+			// kernel and the mount table still say what is real.
+			s.log.Error("state record cannot be read; skipping it", "path", filepath.Join(dir, e.Name()), "error", err)
+			continue
 		}
 		if ok {
 			out = append(out, r)

@@ -83,18 +83,17 @@ func ParseSecrets(m map[string]string) (Auth, error) {
 	for _, k := range written {
 		var key string
 		var dst *Secret
-		squashed, _ := asciiLower(strings.ReplaceAll(k, "_", ""))
-		switch squashed {
-		case "dhchapsecret":
+		switch secretKey(k) {
+		case KeyDHCHAPSecret:
 			key, dst = KeyDHCHAPSecret, &a.HostSecret
-		case "dhchapctrlsecret":
+		case KeyDHCHAPCtrlSecret:
 			key, dst = KeyDHCHAPCtrlSecret, &a.CtrlSecret
 		default:
 			errs = append(errs, &FieldError{Key: k, Secret: true, Reason: "is not a known secret; known secrets: " + KeyDHCHAPSecret + ", " + KeyDHCHAPCtrlSecret})
 			continue
 		}
 		if first, dup := seen[key]; dup {
-			errs = append(errs, &FieldError{Key: key, Secret: true, Reason: fmt.Sprintf("is set twice, as %q and as %q; give it once", first, k)})
+			errs = append(errs, &FieldError{Key: key, Secret: true, Reason: fmt.Sprintf("is set twice, as %q and as %q; give it once", Truncate(first), Truncate(k))})
 			continue
 		}
 		seen[key] = k
@@ -108,4 +107,19 @@ func ParseSecrets(m map[string]string) (Auth, error) {
 		return Auth{}, err
 	}
 	return a, nil
+}
+
+// secretKey is the canonical name of a secret's key as written: the
+// snake_case name itself, or its camelCase spelling (ASCII letters in any
+// case, no underscores); "" for anything else.
+func secretKey(k string) string {
+	for _, key := range []string{KeyDHCHAPSecret, KeyDHCHAPCtrlSecret} {
+		if k == key {
+			return key
+		}
+		if low, ok := asciiLower(k); ok && !strings.Contains(k, "_") && low == strings.ReplaceAll(key, "_", "") {
+			return key
+		}
+	}
+	return ""
 }

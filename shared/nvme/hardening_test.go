@@ -155,3 +155,11 @@ func TestValidConnection(t *testing.T) {
 		t.Errorf("ValidConnection renders %q, want %q", v.FabricsOptions(), want)
 	}
 }
+
+// A ValidConnection that never passed Valid says so.
+func TestZeroValidConnectionIsUnchecked(t *testing.T) {
+	var v ValidConnection
+	if v.Checked() || !errors.Is(v.Check(), ErrInvalid) {
+		t.Errorf("zero ValidConnection: checked %v, Check %v", v.Checked(), v.Check())
+	}
+}

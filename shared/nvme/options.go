@@ -31,14 +31,31 @@ func (c Connection) Validate() error {
 // ValidConnection is a Connection that passed Validate: the only kind the
 // kernel side accepts, so validation runs once, where the connection is
 // made, and the renderings below cannot fail on a bad value.
-type ValidConnection struct{ c Connection }
+type ValidConnection struct {
+	c     Connection
+	valid bool
+}
 
 // Valid validates c (see Validate) and returns it as a ValidConnection.
 func (c Connection) Valid() (ValidConnection, error) {
 	if err := c.Validate(); err != nil {
 		return ValidConnection{}, err
 	}
-	return ValidConnection{c: c}, nil
+	return ValidConnection{c: c, valid: true}, nil
+}
+
+// Checked reports whether v came from Valid, not from a zero value.
+func (v ValidConnection) Checked() bool { return v.valid }
+
+// errUnchecked is what a ValidConnection that never passed Valid gets.
+var errUnchecked = &FieldError{Key: KeyNQN, Reason: "the connection was never validated (a zero ValidConnection)"}
+
+// Check returns an error unless v came from Valid.
+func (v ValidConnection) Check() error {
+	if !v.valid {
+		return errUnchecked
+	}
+	return nil
 }
 
 // Connection returns the connection itself.
@@ -101,6 +118,17 @@ func (v ValidConnection) BuildConnectArgs() ([]string, error) {
 		return nil, &FieldError{Key: KeyFastIOFailTmo, Value: "0", Reason: cliDropsZero}
 	}
 	var errs FieldErrors
+	// nvme-cli takes keys only as arguments, which every local user reads
+	// in /proc/<pid>/cmdline while the connect runs.
+	for _, k := range []struct {
+		key string
+		s   Secret
+	}{{KeyDHCHAPSecret, c.Auth.HostSecret}, {KeyDHCHAPCtrlSecret, c.Auth.CtrlSecret}} {
+		if k.s != "" {
+			errs = append(errs, &FieldError{Key: k.key, Secret: true,
+				Reason: "cannot be passed to nvme-cli without showing it to every local user (its argument vector is world-readable in /proc); use the fabrics connector for authenticated volumes"})
+		}
+	}
 	args := []string{"connect"}
 	c.each(func(o option) {
 		if o.text && strings.HasPrefix(o.value, "-") {

@@ -24,6 +24,11 @@ type Controller struct {
 	HostNQN    string
 	HostID     string
 	CntlID     int
+	// ID tells this controller apart from a later one under the same name
+	// (names are reused after a delete; cntlid changes at every reconnect
+	// to a dynamic-controller target such as nvmet): the inode of its
+	// sysfs directory, which lasts as long as the controller does.
+	ID uint64
 	// Reconnection parameters as the kernel holds them; CtrlLossTmo -1
 	// when sysfs says "off", FastIOFailTmo -1 when "off".
 	CtrlLossTmo    int
@@ -67,6 +72,19 @@ type Namespace struct {
 	// what the mount table shows for a file system mounted from it, whatever
 	// path it was mounted by.
 	Dev string
+	// Partitions are its partitions' block devices: a mounted partition
+	// uses the namespace as much as a mounted whole.
+	Partitions []Partition
+	// Holders name the devices stacked on it or on a partition (device
+	// mapper, md): in use, though no mount shows the namespace.
+	Holders []string
+}
+
+// Partition is a partition of a namespace's disk: its name (nvme1n2p1,
+// also its /dev node's) and its device number.
+type Partition struct {
+	Name string
+	Dev  string
 }
 
 // Health is what a node can say about a staged volume without Nomad asking.
@@ -94,6 +112,12 @@ type Connector interface {
 	// write cannot be interrupted), the error matches *InFlightError, whose
 	// Wait says what the kernel finally did.
 	Connect(ctx context.Context, c nvme.ValidConnection) (Controller, error)
+	// Create makes a new controller for c and never adopts one: when a
+	// matching controller exists, or one appears while it works (someone
+	// else's connect), it fails with an error matching
+	// ErrControllerExists. What it returns the caller made, and only that.
+	// A context ending mid-write gives an *InFlightError as Connect does.
+	Create(ctx context.Context, c nvme.ValidConnection) (Controller, error)
 	// ResolveTarget returns t with TrAddr as the kernel will show it: a
 	// host name resolved to one address, an address in canonical form.
 	// Callers that key state by target use the result, so that what they
@@ -121,6 +145,11 @@ type Connector interface {
 	// Health reports the controller's state and the error state of the
 	// file system of the namespace mounted at mountPath ("" for block).
 	Health(ctrl Controller, ns Namespace, mountPath string) (Health, error)
+	// QuiesceHealth stops Health's write probes of mountPath and waits
+	// (until ctx ends) for one in flight, before the path is unmounted: the
+	// probe's open file would make the unmount fail. Call the result when
+	// the unmount is done.
+	QuiesceHealth(ctx context.Context, mountPath string) (func(), error)
 }
 
 // ResolvePoll is how often Resolve looks for a namespace that the kernel is

@@ -18,6 +18,9 @@ var (
 	// identity than the volume names. Never retried: mounting it would hand
 	// over someone else's data.
 	ErrNamespaceMismatch = errors.New("NVMe namespace identity mismatch")
+	// ErrControllerExists: Create found a matching controller it did not
+	// make. Adopt it with Connect; it is not the caller's.
+	ErrControllerExists = errors.New("a matching NVMe controller exists already")
 	// ErrFabricsUnavailable: the kernel cannot create NVMe-oF controllers
 	// (no /dev/nvme-fabrics, or the transport's module is not loaded).
 	ErrFabricsUnavailable = errors.New("NVMe over Fabrics is not available in this kernel")

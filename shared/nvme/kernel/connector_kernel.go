@@ -32,6 +32,9 @@ type kernelConnector struct {
 var _ Connector = (*kernelConnector)(nil)
 
 func (k *kernelConnector) Connect(ctx context.Context, vc nvme.ValidConnection) (Controller, error) {
+	if err := vc.Check(); err != nil {
+		return Controller{}, fmt.Errorf("connect: %w", err)
+	}
 	c := vc.Connection()
 	var ctrl Controller
 	err := retry.RetryWithBackoff(ctx, k.backoff, func(ctx context.Context) error {
@@ -46,6 +49,48 @@ func (k *kernelConnector) Connect(ctx context.Context, vc nvme.ValidConnection) 
 		return Controller{}, fmt.Errorf("connect to subsystem %q: %w", c.Target.NQN, err)
 	}
 	return ctrl, nil
+}
+
+func (k *kernelConnector) Create(ctx context.Context, vc nvme.ValidConnection) (Controller, error) {
+	if err := vc.Check(); err != nil {
+		return Controller{}, fmt.Errorf("create: %w", err)
+	}
+	c := vc.Connection()
+	var ctrl Controller
+	err := retry.RetryWithBackoff(ctx, k.backoff, func(ctx context.Context) error {
+		var err error
+		ctrl, err = k.createOnce(ctx, vc)
+		if err != nil {
+			k.log.Debug("create attempt failed", "nqn", c.Target.NQN, "traddr", c.Target.TrAddr, "error", err)
+		}
+		return err
+	})
+	if err != nil {
+		return Controller{}, fmt.Errorf("create a controller for subsystem %q: %w", c.Target.NQN, err)
+	}
+	return ctrl, nil
+}
+
+// createOnce makes a controller, or says one exists.
+func (k *kernelConnector) createOnce(ctx context.Context, vc nvme.ValidConnection) (Controller, error) {
+	c := vc.Connection()
+	if ctrl, found, err := findController(k.sys, c); err != nil {
+		return Controller{}, err
+	} else if found {
+		return Controller{}, &permanentError{fmt.Errorf("%s for subsystem %q: %w", ctrl.Name, c.Target.NQN, ErrControllerExists)}
+	}
+	name, err := k.backend.create(ctx, vc)
+	var inflight *InFlightError
+	switch {
+	case errors.As(err, &inflight):
+		inflight.read = func(name string) (Controller, error) { return k.newController(name, c) }
+		return Controller{}, err
+	case errors.Is(err, syscall.EALREADY):
+		return Controller{}, &permanentError{fmt.Errorf("someone else connected subsystem %q meanwhile: %w", c.Target.NQN, ErrControllerExists)}
+	case err != nil:
+		return Controller{}, err
+	}
+	return k.newController(name, c)
 }
 
 // connectOnce adopts a matching controller or creates one.
@@ -299,7 +344,8 @@ func controllerMatches(ctrl Controller, c nvme.Connection) bool {
 // empty are not compared.
 func sameController(cur, ctrl Controller) bool {
 	eq := func(a, b string) bool { return b == "" || a == b }
-	return eq(cur.Subsystem, ctrl.Subsystem) && eq(cur.Transport, ctrl.Transport) &&
+	return (ctrl.ID == 0 || cur.ID == ctrl.ID) &&
+		eq(cur.Subsystem, ctrl.Subsystem) && eq(cur.Transport, ctrl.Transport) &&
 		(ctrl.TrAddr == "" || sameAddress(cur.TrAddr, ctrl.TrAddr)) &&
 		eq(cur.TrSvcID, ctrl.TrSvcID) && eq(cur.HostNQN, ctrl.HostNQN)
 }

@@ -25,16 +25,26 @@ func (b *nvmeCLIBackend) create(ctx context.Context, vc nvme.ValidConnection) (s
 	if err != nil {
 		return "", err
 	}
+	// A controller there before the run is not the run's: nvme-cli would
+	// say "already connected" and exit 0 or 1 depending on its version.
+	if _, found, err := findController(b.sys, c); err != nil {
+		return "", err
+	} else if found {
+		return "", fmt.Errorf("nvme connect to subsystem %q: %w", c.Target.NQN, syscall.EALREADY)
+	}
 	_, stderr, runErr := b.exec.Run(ctx, b.path, args)
-	// nvme-cli says "already connected" without checking the controller's
-	// state, and a failed run may still have left a controller behind:
-	// sysfs decides either way.
+	// A failed run may still have left a controller behind, or found one
+	// someone made meanwhile: sysfs decides, and a controller that came
+	// with a failure is not claimed as the run's.
 	ctrl, found, err := findController(b.sys, c)
 	if err != nil {
 		return "", err
 	}
-	if found {
+	if found && runErr == nil {
 		return ctrl.Name, nil
+	}
+	if found {
+		return "", fmt.Errorf("nvme connect to subsystem %q failed, but %s is there: %w", c.Target.NQN, ctrl.Name, syscall.EALREADY)
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return "", fmt.Errorf("nvme connect to subsystem %q: %w", c.Target.NQN, ctxErr)

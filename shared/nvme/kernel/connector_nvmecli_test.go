@@ -2,88 +2,86 @@ package kernel
 
 import (
 	"bytes"
-	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel/kerneltest"
 	"github.com/nvmeof/nvmeof/shared/nvme/nvmetest"
 )
 
-// fakeNVMeCLI stands in for the nvme binary: it records each argument
-// vector and runs act, which may change the fixture as the kernel would.
-type fakeNVMeCLI struct {
-	calls [][]string
-	act   func(call int) (stderr string, err error)
+// newCLIConnector is an nvme-cli connector on h's simulated nvme-cli.
+func newCLIConnector(t *testing.T, h *kerneltest.Host) Connector {
+	t.Helper()
+	c, err := NewConnector(ConnectorConfig{SysfsRoot: h.SysfsRoot(), DevRoot: h.DevRoot(), Backend: BackendNVMeCLI,
+		NVMeCLIPath: "/usr/sbin/nvme", Exec: h.NVMeCLI(), ControlFiles: h, Backoff: fastBackoff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
-
-func (f *fakeNVMeCLI) Run(_ context.Context, path string, args []string) ([]byte, []byte, error) {
-	f.calls = append(f.calls, append([]string{path}, args...))
-	stderr, err := f.act(len(f.calls))
-	return []byte("human output nobody parses\n"), []byte(stderr), err
-}
-
-var errExit1 = errors.New("exit status 1")
 
 func TestNVMeCLIBackend(t *testing.T) {
 	secret := nvme.Secret(nvmetest.DHCHAPKey(bytes.Repeat([]byte{7}, 32)))
 	tests := []struct {
 		name      string
-		act       func(fx *sysfsFixture) func(call int) (string, error)
+		hostOpts  []kerneltest.Option
+		setup     func(t *testing.T, h *kerneltest.Host)
 		auth      nvme.Auth
 		wantCalls int
 		wantName  string
 		wantText  string
 	}{
-		{name: "connects and finds the controller in sysfs", wantCalls: 1, wantName: "nvme3",
-			act: func(fx *sysfsFixture) func(int) (string, error) {
-				return func(int) (string, error) {
-					fx.addSubsystem(0, nqnOne)
-					fx.addController(fixtureCtrl{Instance: 3, NQN: nqnOne})
-					return "", nil
-				}
+		{name: "connects and finds the controller in sysfs", wantCalls: 1, wantName: "nvme0",
+			setup: func(_ *testing.T, h *kerneltest.Host) { h.AddTarget("127.0.0.1", "4420", nqnOne, nsOne) }},
+		{name: "a failed run that left a controller adopts it", wantCalls: 1, wantName: "nvme0",
+			setup: func(t *testing.T, h *kerneltest.Host) {
+				h.AddTarget("127.0.0.1", "4420", nqnOne, nsOne)
+				// An administrator connects between the connector's look
+				// and nvme-cli's: nvme-cli says "already connected".
+				h.BeforeNextConnect(func() { adminConnect(t, h, adminOptions(nqnOne)) })
 			}},
-		{name: "a failed run that left a controller adopts it", wantCalls: 1, wantName: "nvme4",
-			act: func(fx *sysfsFixture) func(int) (string, error) {
-				return func(int) (string, error) {
-					fx.addSubsystem(0, nqnOne)
-					fx.addController(fixtureCtrl{Instance: 4, NQN: nqnOne})
-					return "already connected", errExit1
-				}
-			}},
-		{name: "refused is retried, secrets stay out of the error", auth: nvme.Auth{HostSecret: secret}, wantCalls: 4,
-			wantText: "Failed to write to /dev/nvme-fabrics: nvme.Connection refused",
-			act: func(*sysfsFixture) func(int) (string, error) {
-				return func(int) (string, error) {
-					return "Failed to write to /dev/nvme-fabrics: nvme.Connection refused\n", errExit1
-				}
-			}},
+		{name: "refused is retried", wantCalls: 4,
+			wantText: "Failed to write to /dev/nvme-fabrics: Connection refused",
+			setup:    func(*testing.T, *kerneltest.Host) {}},
+		// nvme-cli takes keys only in its argument vector, which every
+		// local user reads in /proc: refused before it runs.
+		{name: "keys never reach nvme-cli's arguments", auth: nvme.Auth{HostSecret: secret}, wantCalls: 0,
+			wantText: "use the fabrics connector",
+			setup:    func(_ *testing.T, h *kerneltest.Host) { h.AddTarget("127.0.0.1", "4420", nqnOne, nsOne) }},
 		{name: "invalid argument is not retried", wantCalls: 1, wantText: "Invalid argument",
-			act: func(*sysfsFixture) func(int) (string, error) {
-				return func(int) (string, error) {
-					return "Failed to write to /dev/nvme-fabrics: Invalid argument\n", errExit1
-				}
+			hostOpts: []kerneltest.Option{kerneltest.WithStrictHostIdentity()},
+			setup: func(t *testing.T, h *kerneltest.Host) {
+				h.AddTarget("127.0.0.1", "4420", nqnOne, nsOne)
+				h.AddTarget("127.0.0.1", "4420", nqnTwo, nsTwo)
+				adminConnect(t, h, strings.Replace(adminOptions(nqnTwo), testHostID, otherHostID, 1))
 			}},
 		{name: "success without a controller is an error", wantCalls: 1, wantText: "no matching controller",
-			act: func(*sysfsFixture) func(int) (string, error) { return func(int) (string, error) { return "", nil } }},
+			setup: func(t *testing.T, h *kerneltest.Host) {
+				h.AddTarget("127.0.0.1", "4420", nqnOne, nsOne)
+				// The controller is gone again before the connector looks.
+				h.AfterNextConnect(func(name string) {
+					if err := h.RemoveController(name); err != nil {
+						t.Error(err)
+					}
+				})
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fx := newSysfsFixture(t)
-			cli := &fakeNVMeCLI{act: tt.act(fx)}
-			c, err := NewConnector(ConnectorConfig{SysfsRoot: fx.root, DevRoot: fx.dev, Backend: BackendNVMeCLI,
-				NVMeCLIPath: "/usr/sbin/nvme", Exec: cli, Backoff: fastBackoff})
-			if err != nil {
-				t.Fatal(err)
-			}
+			h := kerneltest.New(t, tt.hostOpts...)
+			tt.setup(t, h)
+			c := newCLIConnector(t, h)
 			conn := connectionTo(nqnOne)
 			conn.Auth = tt.auth
 			ctrl, err := c.Connect(t.Context(), valid(t, conn))
-			if len(cli.calls) != tt.wantCalls {
-				t.Errorf("nvme ran %d times, want %d", len(cli.calls), tt.wantCalls)
+			calls := h.NVMeCLI().Calls()
+			if len(calls) != tt.wantCalls {
+				t.Errorf("nvme ran %d times, want %d", len(calls), tt.wantCalls)
 			}
 			if tt.wantText != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantText) {
@@ -100,28 +98,55 @@ func TestNVMeCLIBackend(t *testing.T) {
 			if ctrl.Name != tt.wantName {
 				t.Errorf("controller %s, want %s", ctrl.Name, tt.wantName)
 			}
-			want, err := conn.BuildConnectArgs()
+			want, err := valid(t, conn).BuildConnectArgs()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(cli.calls[0], append([]string{"/usr/sbin/nvme"}, want...)) {
-				t.Errorf("ran %q, want nvme %q", cli.calls[0], want)
+			if !slices.Equal(calls[0], append([]string{"/usr/sbin/nvme"}, want...)) {
+				t.Errorf("ran %q, want nvme %q", calls[0], want)
 			}
 		})
 	}
 }
 
-func TestNVMeCLIBackendRefusesZeroTimeouts(t *testing.T) {
-	fx := newSysfsFixture(t)
-	cli := &fakeNVMeCLI{act: func(int) (string, error) { return "", nil }}
-	c, err := NewConnector(ConnectorConfig{SysfsRoot: fx.root, DevRoot: fx.dev, Backend: BackendNVMeCLI, Exec: cli, Backoff: fastBackoff})
-	if err != nil {
-		t.Fatal(err)
+// The nvme-cli backend and the fabrics backend put the same options in
+// front of the kernel.
+func TestNVMeCLIBackendWritesWhatFabricsWrites(t *testing.T) {
+	four := 4
+	conn := connectionTo(nqnOne)
+	conn.Config.FastIOFailTmo = &four
+	conn.Config.HdrDigest = true
+	options := func(newConnector func(*testing.T, *kerneltest.Host) Connector) map[string]bool {
+		h := kerneltest.New(t)
+		h.AddTarget("127.0.0.1", "4420", nqnOne, nsOne)
+		if _, err := newConnector(t, h).Connect(t.Context(), valid(t, conn)); err != nil {
+			t.Fatal(err)
+		}
+		w := h.Writes()
+		if len(w) != 1 {
+			t.Fatalf("writes %q, want 1", w)
+		}
+		set := map[string]bool{}
+		for _, o := range strings.Split(w[0], ",") {
+			set[o] = true
+		}
+		return set
 	}
+	cli := options(newCLIConnector)
+	fabrics := options(func(t *testing.T, h *kerneltest.Host) Connector { return newTestConnector(t, h) })
+	if !maps.Equal(cli, fabrics) {
+		t.Errorf("nvme-cli wrote %v, the fabrics backend %v", slices.Sorted(maps.Keys(cli)), slices.Sorted(maps.Keys(fabrics)))
+	}
+}
+
+func TestNVMeCLIBackendRefusesZeroTimeouts(t *testing.T) {
+	h := kerneltest.New(t)
+	h.AddTarget("127.0.0.1", "4420", nqnOne, nsOne)
+	c := newCLIConnector(t, h)
 	conn := connectionTo(nqnOne)
 	conn.Config.CtrlLossTmo = 0
-	if _, err := c.Connect(t.Context(), valid(t, conn)); !errors.Is(err, nvme.ErrInvalid) || len(cli.calls) != 0 {
-		t.Errorf("error = %v after %d runs, want nvme.ErrInvalid before running nvme", err, len(cli.calls))
+	if _, err := c.Connect(t.Context(), valid(t, conn)); !errors.Is(err, nvme.ErrInvalid) || len(h.NVMeCLI().Calls()) != 0 {
+		t.Errorf("error = %v after %d runs, want nvme.ErrInvalid before running nvme", err, len(h.NVMeCLI().Calls()))
 	}
 }
 

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -62,6 +63,12 @@ func (k *kernelConnector) Health(ctrl Controller, ns Namespace, mountPath string
 	return h, nil
 }
 
+// QuiesceHealth stops write probes of mountPath and waits for one in
+// flight; see Connector.
+func (k *kernelConnector) QuiesceHealth(ctx context.Context, mountPath string) (func(), error) {
+	return mountProbes.quiesce(ctx, mountPath)
+}
+
 // lossHint says what happens next to a controller that is not live.
 func lossHint(c Controller) string {
 	if c.CtrlLossTmo < 0 {
@@ -101,6 +108,10 @@ type writeProber struct {
 
 	mu      sync.Mutex
 	running map[string]*probeCall
+	// quiet counts the callers that are about to unmount a path: no probe
+	// starts there meanwhile, or its open file would make the unmount
+	// fail with EBUSY.
+	quiet map[string]int
 }
 
 // probeCall is one probe in flight; err is set before done is closed.
@@ -115,7 +126,35 @@ type probeCall struct {
 var mountProbes = newWriteProber("/proc/self/mountinfo", writeProbe)
 
 func newWriteProber(mountInfo string, write func(string) error) *writeProber {
-	return &writeProber{mountInfo: mountInfo, write: write, running: map[string]*probeCall{}}
+	return &writeProber{mountInfo: mountInfo, write: write, running: map[string]*probeCall{}, quiet: map[string]int{}}
+}
+
+// quiesce stops new probes of dir and waits, until ctx ends, for the one
+// in flight. Call the result to let probes run there again.
+func (p *writeProber) quiesce(ctx context.Context, dir string) (func(), error) {
+	dir = filepath.Clean(dir)
+	p.mu.Lock()
+	p.quiet[dir]++
+	c := p.running[dir]
+	p.mu.Unlock()
+	resume := func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.quiet[dir]--; p.quiet[dir] <= 0 {
+			delete(p.quiet, dir)
+		}
+	}
+	if c == nil {
+		return resume, nil
+	}
+	select {
+	case <-c.done:
+		return resume, nil
+	case <-ctx.Done():
+		resume()
+		return nil, fmt.Errorf("a health probe of %s started %s ago is still writing (the device is not answering I/O): %w",
+			dir, time.Since(c.started).Round(time.Millisecond), ctx.Err())
+	}
 }
 
 // check creates and removes a file in dir. It returns whether the file
@@ -130,7 +169,10 @@ func (p *writeProber) check(dir string) (bool, string, error) {
 	if ro {
 		return false, "", nil
 	}
-	c, joined := p.start(dir)
+	c, joined, ok := p.start(dir)
+	if !ok {
+		return false, "", nil // being unmounted: nothing to probe
+	}
 	// A caller joining a probe waits only for what is left of its time.
 	timer := time.NewTimer(time.Until(c.started.Add(healthProbeTimeout)))
 	defer timer.Stop()
@@ -153,12 +195,16 @@ func (p *writeProber) check(dir string) (bool, string, error) {
 }
 
 // start returns the probe in flight at dir, or starts one. joined tells
-// that the probe was already running.
-func (p *writeProber) start(dir string) (c *probeCall, joined bool) {
+// that the probe was already running; ok is false when dir is quiesced.
+func (p *writeProber) start(dir string) (c *probeCall, joined, ok bool) {
+	dir = filepath.Clean(dir)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.running[dir]; ok {
-		return c, true
+		return c, true, true
+	}
+	if p.quiet[dir] > 0 {
+		return nil, false, false
 	}
 	c = &probeCall{started: time.Now(), done: make(chan struct{})}
 	p.running[dir] = c
@@ -169,7 +215,7 @@ func (p *writeProber) start(dir string) (c *probeCall, joined bool) {
 		p.mu.Unlock()
 		close(c.done)
 	}()
-	return c, false
+	return c, false, true
 }
 
 // mountedReadOnly reports whether the topmost mount at dir is read-only by

@@ -12,55 +12,62 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel/kerneltest"
 )
 
 func TestHealth(t *testing.T) {
 	tests := []struct {
 		name        string
 		state       string // "" removes the controller
-		errorsCount string // "" means no ext4 directory (xfs, or not mounted)
+		errorsCount int    // < 0: no ext4 directory (xfs, or not mounted)
 		mount       bool
 		wantState   string
 		wantErrors  int
 		wantHealthy bool
 		wantText    []string
 	}{
-		{name: "live and clean", state: StateLive, errorsCount: "0", mount: true, wantState: StateLive, wantHealthy: true},
-		{name: "live, block volume", state: StateLive, wantState: StateLive, wantHealthy: true},
-		{name: "reconnecting", state: StateConnecting, errorsCount: "0", mount: true, wantState: StateConnecting,
+		{name: "live and clean", state: StateLive, errorsCount: 0, mount: true, wantState: StateLive, wantHealthy: true},
+		{name: "live, block volume", state: StateLive, errorsCount: -1, wantState: StateLive, wantHealthy: true},
+		{name: "reconnecting", state: StateConnecting, errorsCount: 0, mount: true, wantState: StateConnecting,
 			wantText: []string{"is connecting", "I/O waits", "ctrl_loss_tmo off"}},
-		{name: "gone with ext4 errors", errorsCount: "3", mount: true, wantErrors: 3,
+		{name: "gone with ext4 errors", errorsCount: 3, mount: true, wantErrors: 3,
 			wantText: []string{"is gone", "recorded 3 error(s)", "fsck"}},
-		{name: "gone, no file system", wantText: []string{"is gone"}},
+		{name: "gone, no file system", errorsCount: -1, wantText: []string{"is gone"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fx := newSysfsFixture(t)
-			fx.addSubsystem(0, nqnOne)
-			fx.addController(fixtureCtrl{Instance: 2, NQN: nqnOne, State: tt.state})
-			disk := fx.addHeadNamespace(0, 1, nsOne, 2)
-			if tt.state == "" {
-				fx.removeController(2, 0)
+			h := kerneltest.New(t)
+			h.AddTarget("127.0.0.1", "4420", nqnOne, nsOne)
+			name := adminConnect(t, h, adminOptions(nqnOne, "ctrl_loss_tmo=-1"))
+			disk := "nvme0n1"
+			switch tt.state {
+			case "":
+				if err := h.RemoveController(name); err != nil {
+					t.Fatal(err)
+				}
+			case StateConnecting:
+				h.SetDown(nqnOne, true)
 			}
-			if tt.errorsCount != "" {
-				fx.writeAttrs(filepath.Join(fx.root, "fs", "ext4", disk), map[string]string{"errors_count": tt.errorsCount})
+			if tt.errorsCount >= 0 {
+				h.SetFSErrors(disk, tt.errorsCount)
 			}
 			mnt := ""
 			if tt.mount {
 				mnt = t.TempDir()
 			}
-			k := newTestConnector(t, fx, newFakeFabrics(fx))
+			k := newTestConnector(t, h)
 
-			h, err := k.Health(Controller{Name: "nvme2", Subsystem: nqnOne}, Namespace{Name: disk}, mnt)
+			hl, err := k.Health(Controller{Name: name, Subsystem: nqnOne}, Namespace{Name: disk}, mnt)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if h.ControllerState != tt.wantState || h.FSErrors != tt.wantErrors || h.Healthy() != tt.wantHealthy || h.ReadOnly {
-				t.Errorf("Health = %+v", h)
+			if hl.ControllerState != tt.wantState || hl.FSErrors != tt.wantErrors || hl.Healthy() != tt.wantHealthy || hl.ReadOnly {
+				t.Errorf("Health = %+v", hl)
 			}
 			for _, s := range tt.wantText {
-				if !strings.Contains(h.Message, s) {
-					t.Errorf("message %q does not say %q", h.Message, s)
+				if !strings.Contains(hl.Message, s) {
+					t.Errorf("message %q does not say %q", hl.Message, s)
 				}
 			}
 			if mnt != "" {
@@ -268,6 +275,24 @@ func TestCheckFabricsSupport(t *testing.T) {
 				t.Errorf("error = %v, want ErrFabricsUnavailable saying %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// The simulated host passes the same check with the modules loaded and
+// fails it without.
+func TestCheckFabricsSupportOnSimulatedHost(t *testing.T) {
+	loaded := kerneltest.New(t)
+	if err := CheckFabricsSupport(loaded.SysfsRoot(), loaded.DevRoot()); err != nil {
+		t.Errorf("loaded: %v", err)
+	}
+	h := kerneltest.New(t, kerneltest.WithoutFabrics())
+	if err := CheckFabricsSupport(h.SysfsRoot(), h.DevRoot()); !errors.Is(err, ErrFabricsUnavailable) {
+		t.Errorf("not loaded: %v, want ErrFabricsUnavailable", err)
+	}
+	k := newTestConnector(t, h)
+	h.AddTarget("127.0.0.1", "4420", nqnOne, nsOne)
+	if _, err := k.Connect(t.Context(), valid(t, connectionTo(nqnOne))); !errors.Is(err, ErrFabricsUnavailable) {
+		t.Errorf("Connect without the modules: %v, want ErrFabricsUnavailable", err)
 	}
 }
 

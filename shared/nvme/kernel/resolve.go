@@ -176,7 +176,13 @@ func (k *kernelConnector) readNamespace(dir, name, nqn string) (Namespace, error
 		}
 		size = int64(sectors) * 512 // sysfs counts 512-byte sectors whatever the block size
 	}
+	parts, holders, err := diskUsers(dir, name)
+	if err != nil {
+		return Namespace{}, fmt.Errorf("disk %s: %w", name, err)
+	}
 	return Namespace{
+		Partitions: parts,
+		Holders:    holders,
 		DevicePath: k.devicePath(name),
 		Name:       name,
 		Subsystem:  nqn,
@@ -350,4 +356,46 @@ func headOfPath(path string) string {
 	sub, _, _ := strings.Cut(rest, "c")
 	_, idx, _ := strings.Cut(rest, "n")
 	return "nvme" + sub + "n" + idx
+}
+
+// diskUsers reads what stands on a disk: its partitions (subdirectories
+// named <disk>p<N>, with their device numbers) and the holders of the disk
+// and of each partition. A disk read fails as a whole when any of them
+// cannot be read.
+func diskUsers(dir, disk string) (parts []Partition, holders []string, err error) {
+	entries, err := readDirNames(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	holders, err = holdersOf(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e, disk+"p")
+		if !ok || rest == "" || strings.Trim(rest, "0123456789") != "" {
+			continue
+		}
+		pdir := filepath.Join(dir, e)
+		dev, err := readAttr(pdir, "dev")
+		if err != nil {
+			return nil, nil, fmt.Errorf("partition %s: %w", e, err)
+		}
+		parts = append(parts, Partition{Name: e, Dev: dev})
+		h, err := holdersOf(pdir)
+		if err != nil {
+			return nil, nil, err
+		}
+		holders = append(holders, h...)
+	}
+	return parts, holders, nil
+}
+
+// holdersOf lists dir/holders; a disk without the directory has none.
+func holdersOf(dir string) ([]string, error) {
+	names, err := readDirNames(filepath.Join(dir, "holders"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return names, err
 }

@@ -105,6 +105,13 @@ func (s sysfs) controller(name string) (Controller, error) {
 		return Controller{}, fmt.Errorf("%q is not an NVMe controller name (nvmeN)", name)
 	}
 	dir := s.controllerDir(name)
+	id, err := dirID(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Controller{}, fmt.Errorf("controller %s: %w", name, ErrControllerGone)
+	}
+	if err != nil {
+		return Controller{}, fmt.Errorf("controller %s: %w", name, err)
+	}
 	attrs := make(map[string]string, len(controllerAttrs))
 	for _, a := range controllerAttrs {
 		v, err := readAttr(dir, a)
@@ -126,7 +133,25 @@ func (s sysfs) controller(name string) (Controller, error) {
 	if err != nil {
 		return Controller{}, fmt.Errorf("controller %s: %w", name, err)
 	}
+	// Deleted and re-created under the same name while we read: the
+	// attributes may be the new one's, the ID the old one's.
+	if again, err := dirID(dir); err != nil || again != id {
+		return Controller{}, fmt.Errorf("controller %s changed while read: %w", name, ErrControllerGone)
+	}
+	c.ID = id
 	return c, nil
+}
+
+// dirID is the inode number of the directory dir leads to. sysfs (kernfs)
+// numbers its nodes from a cyclic 64-bit counter and never gives a number
+// to two nodes, so it tells a controller apart from a later one that took
+// its name.
+func dirID(dir string) (uint64, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		return 0, &fs.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	return st.Ino, nil
 }
 
 // parseController builds a Controller from its attributes; a missing
