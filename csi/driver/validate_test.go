@@ -1,40 +1,21 @@
 package driver_test
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
-	mount "k8s.io/mount-utils"
 
 	"github.com/nvmeof/nvmeof/csi/driver"
-	"github.com/nvmeof/nvmeof/csi/internal/disktest"
-	"github.com/nvmeof/nvmeof/csi/internal/fakeconnector"
 )
 
-// checkDriver is a driver whose node nothing may touch: every request
-// below fails its argument checks before the connector or the mounter.
+// checkDriver is a driver on the package's simulated node: every request
+// below fails its argument checks before the node is touched.
 func checkDriver(t *testing.T) *driver.Driver {
 	t.Helper()
-	root := t.TempDir()
-	fake, err := fakeconnector.New(filepath.Join(root, "dev"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := driver.New(driver.Config{
-		DriverName: driver.DefaultDriverName, Version: "v0.0.0-test", NodeID: testHost.NQN, Host: testHost,
-		StateDir: filepath.Join(root, "state"), Connector: fake, Mounter: mount.NewFakeMounter(nil),
-		Exec: disktest.New(), KernelCheck: func() error { return nil },
-		Logger: hclog.NewNullLogger(), Metrics: driver.NewMetrics(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return newEnv(t).drv
 }
 
 // TestStageProblemsMatchNodeStage: the first problem StageProblems reports
