@@ -21,21 +21,11 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 }
 
 func (d *Driver) publishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) error {
-	id, staging, target := req.GetVolumeId(), req.GetStagingTargetPath(), req.GetTargetPath()
-	if err := requireArgs("volume_id", id, "staging_target_path", staging, "target_path", target); err != nil {
-		return err
+	args, errs := checkPublishArgs(req)
+	if len(errs) > 0 {
+		return errs[0]
 	}
-	mode, err := parseCapability(req.GetVolumeCapability())
-	if err != nil {
-		return invalid("%v", err)
-	}
-	readOnly := req.GetReadonly() || mode.readOnly
-	if mode.block && readOnly {
-		// The kernel enforces a read-only mount on files and directories
-		// reached through it, never on a device node: writes to the node
-		// go straight to the block device.
-		return invalid("a read-only bind mount does not stop writes to a device node; read-only block volumes are not supported")
-	}
+	id, staging, target, mode, readOnly := args.id, args.staging, args.target, args.mode, args.readOnly
 	o, err := d.begin(ctx, id)
 	if err != nil {
 		return err

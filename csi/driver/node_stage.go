@@ -36,27 +36,11 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 // when it is done already and an error when it conflicts, then act and
 // record.
 func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) error {
-	id, staging := req.GetVolumeId(), req.GetStagingTargetPath()
-	if err := requireArgs("volume_id", id, "staging_target_path", staging); err != nil {
-		return err
+	args, errs := checkStageArgs(req)
+	if len(errs) > 0 {
+		return errs[0]
 	}
-	mode, err := parseCapability(req.GetVolumeCapability())
-	if err != nil {
-		return invalid("%v", err)
-	}
-	vol, err := nvme.ParseVolumeContext(req.GetVolumeContext())
-	if err != nil {
-		return fmt.Errorf("volume_context: %w", err)
-	}
-	auth, err := nvme.ParseSecrets(req.GetSecrets())
-	if err != nil {
-		return fmt.Errorf("secrets: %w", err)
-	}
-	if mode.block && mode.readOnly {
-		// A device node bound read-only still takes writes: the kernel
-		// enforces ro on files reached through a mount, not on a node.
-		return invalid("a read-only access mode cannot be honoured for a block volume: the device node takes writes whatever the mount says")
-	}
+	id, staging, mode, vol, auth := args.id, args.staging, args.mode, args.vol, args.auth
 	if auth.HostSecret != "" {
 		if err := d.checkHostAuth(); err != nil {
 			return err
