@@ -82,6 +82,8 @@ func newNode(tb testing.TB, opts ...kerneltest.Option) *node {
 	h := kerneltest.New(tb, opts...)
 	c, err := kernel.NewConnector(kernel.ConnectorConfig{
 		SysfsRoot: h.SysfsRoot(), DevRoot: h.DevRoot(), ControlFiles: h, LookupHost: h.LookupHost,
+		// Disks are announced as the kernel's uevents announce them.
+		DiskEvents: func() (kernel.DiskEvents, error) { return h.DiskEvents(), nil },
 		// Retries of a refused connect at once: the tests look at the
 		// outcome, not at the backoff.
 		Backoff: wait.Backoff{Duration: time.Microsecond, Factor: 1, Steps: 3},

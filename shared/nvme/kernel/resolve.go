@@ -15,16 +15,26 @@ import (
 )
 
 // Resolve waits for the namespace sel picks on ctrl's subsystem. The kernel
-// scans namespaces asynchronously after a connect, so the lookup is
-// repeated every ResolvePoll until it succeeds, fails for good, or ctx
-// ends. An identity mismatch is final at once: it is the wrong namespace,
-// and waiting cannot make it the right one.
+// scans namespaces asynchronously after a connect: the lookup is repeated
+// whenever the kernel announces a disk (its uevent), at the latest every
+// diskEventFallback, until it succeeds, fails for good, or ctx ends. The
+// announcements are listened to before the first lookup, so a disk added
+// after that lookup is never missed. Without them (no netlink socket), the
+// lookup is repeated every ResolvePoll. An identity mismatch is final at
+// once: it is the wrong namespace, and waiting cannot make it the right
+// one.
 func (k *kernelConnector) Resolve(ctx context.Context, ctrl Controller, sel nvme.NamespaceSelector) (Namespace, error) {
 	sel, err := normalizeSelector(sel)
 	if err != nil {
 		return Namespace{}, fmt.Errorf("resolve namespace on %s: %w", ctrl.Name, err)
 	}
-	var ticker *time.Ticker
+	events, err := k.diskEvents()
+	if err != nil {
+		k.log.Debug("no disk events; polling sysfs for the namespace", "error", err)
+		events = nil
+	} else {
+		defer func() { _ = events.Close() }()
+	}
 	for {
 		ns, found, err := k.lookupNamespace(ctrl, sel)
 		switch {
@@ -33,15 +43,26 @@ func (k *kernelConnector) Resolve(ctx context.Context, ctrl Controller, sel nvme
 		case found:
 			return ns, nil
 		}
-		if ticker == nil {
-			ticker = time.NewTicker(ResolvePoll)
-			defer ticker.Stop()
+		if err := waitForDisk(ctx, events, k.diskEventFallback); err != nil {
+			return Namespace{}, fmt.Errorf("namespace %s of subsystem %q did not appear on %s: %w", sel, ctrl.Subsystem, ctrl.Name, err)
 		}
-		select {
-		case <-ctx.Done():
-			return Namespace{}, fmt.Errorf("namespace %s of subsystem %q did not appear on %s: %w", sel, ctrl.Subsystem, ctrl.Name, ctx.Err())
-		case <-ticker.C:
-		}
+	}
+}
+
+// waitForDisk returns when it is time to look for a disk again: an event
+// (or fallback without one) when events is set, ResolvePoll otherwise;
+// ctx's error when ctx ends first.
+func waitForDisk(ctx context.Context, events DiskEvents, fallback time.Duration) error {
+	if events != nil {
+		return events.Wait(ctx, fallback) //nolint:wrapcheck // Resolve says what it waited for
+	}
+	t := time.NewTimer(ResolvePoll)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err() //nolint:wrapcheck // Resolve says what it waited for
+	case <-t.C:
+		return nil
 	}
 }
 
