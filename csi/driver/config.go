@@ -37,8 +37,14 @@ type Config struct {
 	NamespaceTimeout time.Duration
 
 	Connector kernel.Connector
-	Mounter   mount.Interface
-	Exec      utilexec.Interface
+	// Mounter is mount-utils' mounter: the tools it runs (blkid, mkfs,
+	// fsck, resize) and its mount-point checks.
+	Mounter mount.Interface
+	// Mounts makes and takes off the plugin's own mounts; nil does them
+	// through Mounter, which is right for mount-utils' fake mounter. The
+	// binary passes SyscallMounts.
+	Mounts Mounts
+	Exec   utilexec.Interface
 	// MountTable reads which device is mounted where; nil reads the
 	// mounter's list, which is right for mount-utils' fake mounter. The
 	// binary passes ProcMountTable, which also sees block bind mounts.

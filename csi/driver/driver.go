@@ -19,9 +19,12 @@ type Driver struct {
 	csi.UnimplementedIdentityServer
 	csi.UnimplementedNodeServer
 
-	cfg       Config
-	log       hclog.Logger
-	mounts    MountTable
+	cfg    Config
+	log    hclog.Logger
+	mounts MountTable
+	// ownMounts makes the plugin's mounts; formatter runs blkid, mkfs and
+	// fsck, and mounts through ownMounts.
+	ownMounts Mounts
 	formatter *mount.SafeFormatAndMount
 	resizer   *mount.ResizeFs
 	state     *stateStore
@@ -58,6 +61,10 @@ func New(cfg Config) (*Driver, error) {
 	if mt == nil {
 		mt = mounterTable{cfg.Mounter}
 	}
+	own := cfg.Mounts
+	if own == nil {
+		own = mounterMounts{cfg.Mounter}
+	}
 	if cfg.OperationTimeout == 0 {
 		cfg.OperationTimeout = DefaultOperationTimeout
 	}
@@ -72,7 +79,8 @@ func New(cfg Config) (*Driver, error) {
 		cfg:       cfg,
 		log:       cfg.Logger.Named("node"),
 		mounts:    mt,
-		formatter: mount.NewSafeFormatAndMount(cfg.Mounter, cfg.Exec),
+		ownMounts: own,
+		formatter: mount.NewSafeFormatAndMount(formatMounter{Interface: cfg.Mounter, own: own}, cfg.Exec),
 		resizer:   mount.NewResizeFs(cfg.Exec),
 		state:     state,
 		metrics:   cfg.Metrics,

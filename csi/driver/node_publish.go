@@ -71,7 +71,7 @@ func (d *Driver) publishVolume(ctx context.Context, req *csi.NodePublishVolumeRe
 		return d.alreadyPublished(want, at[0], staged[0])
 	}
 
-	source, opts := rec.StagingPath, []string{"bind"}
+	source, opts := rec.StagingPath, []string(nil)
 	if readOnly {
 		opts = append(opts, "ro") // a file system only: read-only block is refused above
 	}
@@ -93,7 +93,7 @@ func (d *Driver) publishVolume(ctx context.Context, req *csi.NodePublishVolumeRe
 		return err
 	}
 	return o.finish("binding "+source+" at "+target, releaseTimeout, func(context.Context) error {
-		if err := d.cfg.Mounter.Mount(source, target, "", opts); err != nil {
+		if err := d.ownMounts.Bind(source, target, opts); err != nil {
 			if derr := d.state.deletePublish(target); derr != nil {
 				d.log.Error("could not remove the record of a failed publish", "volume_id", id, "target", target, "error", derr)
 			}
@@ -179,7 +179,7 @@ func (d *Driver) unpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolu
 	return o.finish("unmounting "+target, releaseTimeout, func(context.Context) error {
 		defer resume()
 		for range at {
-			if err := d.cfg.Mounter.Unmount(target); err != nil {
+			if err := d.ownMounts.Unmount(target); err != nil {
 				return fmt.Errorf("unmount %s: %w", target, err)
 			}
 		}

@@ -114,7 +114,7 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 	}
 	recorded = true
 	if plan.kind == planFormatAndMount {
-		if plan, err = d.planUnused(o, want, vol.FormatPolicy.OrDefault(), conn, ns); err != nil {
+		if plan, err = d.planUnused(o, want, vol.FormatPolicy.OrDefault(), conn, ctrl, ns); err != nil {
 			return err
 		}
 	}
@@ -290,6 +290,10 @@ type stagePlan struct {
 	// format: the device was found blank (or the policy allows formatting
 	// it), so mkfs runs.
 	format bool
+	// probed: the plugin's own look at the superblock found a clean file
+	// system of the requested type and nothing else on the device, so it
+	// is mounted without asking blkid and fsck again.
+	probed bool
 }
 
 type planKind int
@@ -301,8 +305,11 @@ const (
 )
 
 func (p stagePlan) String() string {
-	if p.format {
+	switch {
+	case p.format:
 		return "format, then mount"
+	case p.probed:
+		return "mount the clean file system found"
 	}
 	return [...]string{"bind the device node", "mount the file system in use elsewhere", "check, then mount"}[p.kind]
 }
@@ -332,24 +339,27 @@ func (d *Driver) mountStage(want stageRecord, ns kernel.Namespace, plan stagePla
 			opts = append(opts, map[string]string{"ext4": "noload", "ext3": "noload", "xfs": "norecovery"}[want.FSType])
 		}
 	}
-	switch plan.kind {
-	case planBlock:
+	switch {
+	case plan.kind == planBlock:
 		file := blockStagingFile(want.StagingPath)
 		if err := createFile(file); err != nil {
 			return fmt.Errorf("create block staging file: %w", err)
 		}
-		if err := d.cfg.Mounter.Mount(ns.DevicePath, file, "", []string{"bind"}); err != nil {
+		if err := d.ownMounts.Bind(ns.DevicePath, file, nil); err != nil {
 			return fmt.Errorf("bind %s at %s: %w", ns.DevicePath, file, err)
 		}
-	case planMountInUse:
+	case plan.kind == planMountInUse:
 		// A second mount of a block device with other read-only state fails
 		// (EBUSY: "would change RO state"): bind the mounted file system
 		// instead, read-only or not per mount.
-		bindOpts := append([]string{"bind"}, opts...)
-		if err := d.cfg.Mounter.Mount(plan.from, want.StagingPath, "", bindOpts); err != nil {
+		if err := d.ownMounts.Bind(plan.from, want.StagingPath, opts); err != nil {
 			return fmt.Errorf("bind %s (the file system of %s) at %s: %w", plan.from, ns.DevicePath, want.StagingPath, err)
 		}
-	case planFormatAndMount:
+	case plan.probed:
+		if err := d.ownMounts.Mount(ns.DevicePath, want.StagingPath, want.FSType, opts); err != nil {
+			return fmt.Errorf("mount %s at %s: %w", ns.DevicePath, want.StagingPath, err)
+		}
+	default:
 		// The plan has decided the device may be formatted if blkid still
 		// finds it blank; mount-utils asks blkid again and runs fsck on a
 		// file system mounted read-write. A format is recorded first: a

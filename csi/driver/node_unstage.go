@@ -85,7 +85,7 @@ func (d *Driver) unstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRe
 	return o.finish("unmounting "+staging, releaseTimeout, func(ctx context.Context) error {
 		defer resume()
 		for _, e := range mounted {
-			if err := d.cfg.Mounter.Unmount(e.Path); err != nil {
+			if err := d.ownMounts.Unmount(e.Path); err != nil {
 				return fmt.Errorf("unmount %s: %w", e.Path, err)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nvmeof/nvmeof/csi/internal/fsprobe"
 	"github.com/nvmeof/nvmeof/shared/nvme"
 	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
@@ -15,8 +16,8 @@ import (
 // headSize is how much of a device must read as zeros for it to count as
 // blank: file systems, partition tables and LVM keep their signatures
 // within it, and raw data written by a block-mode user almost always
-// starts there.
-const headSize = 1 << 20
+// starts there. It is also what fsprobe looks at.
+const headSize = fsprobe.HeadSize
 
 // livePoll is how often a stage looks at a reconnecting controller.
 const livePoll = 50 * time.Millisecond
@@ -132,25 +133,46 @@ func (r stageRecord) stagesNamespace(nqn string, ns kernel.Namespace) bool {
 // holds, or format it when it is blank (or the policy says so). blkid says
 // "nothing found" for a device it cannot read too, so the controller must
 // be live and the head must read before anything is decided.
-func (d *Driver) planUnused(o *op, want stageRecord, policy nvme.FormatPolicy, conn nvme.ValidConnection, ns kernel.Namespace) (stagePlan, error) {
-	if err := d.waitLive(o.ctx, conn, ns); err != nil {
+//
+// A device whose own head and tail show a clean file system of the type
+// asked for, and nothing else blkid would report (fsprobe), is mounted
+// without blkid and fsck: they would only say so again, at the cost of
+// three process starts. Everything else, and anything a cut-short format
+// of ours may have left, goes to blkid, the authority before any format.
+func (d *Driver) planUnused(o *op, want stageRecord, policy nvme.FormatPolicy, conn nvme.ValidConnection, ctrl kernel.Controller, ns kernel.Namespace) (stagePlan, error) {
+	if err := d.waitLive(o.ctx, conn, ctrl, ns); err != nil {
+		return stagePlan{}, err
+	}
+	ours, err := d.state.formatStarted(ns, want.VolumeID)
+	if err != nil {
 		return stagePlan{}, err
 	}
 	// Reading the device waits as long as its I/O does (a controller that
 	// went to "connecting" since): each read is bounded, and one that
 	// outlives the bound keeps the volume locked until it returns.
-	var zero bool
-	var format string
-	err := o.bounded("reading the first MiB of "+ns.DevicePath, func() error {
+	var head, tail []byte
+	err = o.bounded("reading the ends of "+ns.DevicePath, func() error {
 		var err error
-		if zero, err = headIsZero(ns.DevicePath); err != nil {
-			return unavailable("read the first MiB of %s before deciding whether it holds a file system: %v; not formatting a device that cannot be read", ns.DevicePath, err)
+		candidate := func(head []byte) bool {
+			return !ours && fsprobe.Probe(head, nil, time.Now()).FSType == want.FSType
+		}
+		if head, tail, err = readEnds(ns.DevicePath, candidate); err != nil {
+			return unavailable("read %s before deciding whether it holds a file system: %v; not formatting a device that cannot be read", ns.DevicePath, err)
 		}
 		return nil
 	})
 	if err != nil {
 		return stagePlan{}, err
 	}
+	zero := allZero(head)
+	if tail != nil {
+		probe := fsprobe.Probe(head, tail, time.Now())
+		if probe.FSType == want.FSType && (probe.Clean || want.ReadOnly) {
+			return stagePlan{kind: planFormatAndMount, probed: true}, nil
+		}
+		d.log.Debug("the device's own superblock does not settle it; asking blkid", "device", ns.DevicePath, "probe", probe.String())
+	}
+	var format string
 	err = o.bounded("running blkid on "+ns.DevicePath, func() error {
 		var err error
 		if format, err = d.formatter.GetDiskFormat(ns.DevicePath); err != nil {
@@ -158,10 +180,6 @@ func (d *Driver) planUnused(o *op, want stageRecord, policy nvme.FormatPolicy, c
 		}
 		return nil
 	})
-	if err != nil {
-		return stagePlan{}, err
-	}
-	ours, err := d.state.formatStarted(ns, want.VolumeID)
 	if err != nil {
 		return stagePlan{}, err
 	}
@@ -185,8 +203,13 @@ func (d *Driver) planUnused(o *op, want stageRecord, policy nvme.FormatPolicy, c
 
 // waitLive waits until the namespace's controller is live: a reconnecting
 // controller fails or holds I/O, and blkid would call an unreadable device
-// blank. It ends with ctx, saying what it waited for.
-func (d *Driver) waitLive(ctx context.Context, conn nvme.ValidConnection, ns kernel.Namespace) error {
+// blank. The controller the stage claimed is read first (one controller's
+// attributes); only when it is not live is the subsystem looked at again,
+// every livePoll. It ends with ctx, saying what it waited for.
+func (d *Driver) waitLive(ctx context.Context, conn nvme.ValidConnection, claimed kernel.Controller, ns kernel.Namespace) error {
+	if cur, err := d.cfg.Connector.Refresh(claimed); err == nil && cur.State == kernel.StateLive {
+		return nil
+	}
 	var ticker *time.Ticker
 	for {
 		ctrl, found, err := d.cfg.Connector.Find(conn)
@@ -210,23 +233,41 @@ func (d *Driver) waitLive(ctx context.Context, conn nvme.ValidConnection, ns ker
 	}
 }
 
-// headIsZero reads the first headSize bytes of a device (all of a smaller
-// one) and reports whether they are all zero.
-func headIsZero(device string) (bool, error) {
+// readEnds reads the first headSize bytes of a device (all of a smaller
+// one) and, when wantTail says the head is worth it, the last
+// fsprobe.TailSize bytes.
+func readEnds(device string, wantTail func(head []byte) bool) (head, tail []byte, err error) {
 	f, err := os.Open(device)
 	if err != nil {
-		return false, fmt.Errorf("open %s: %w", device, err)
+		return nil, nil, fmt.Errorf("open %s: %w", device, err)
 	}
 	defer func() { _ = f.Close() }()
 	buf := make([]byte, headSize)
 	n, err := io.ReadFull(f, buf)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return false, fmt.Errorf("read %s: %w", device, err)
+		return nil, nil, fmt.Errorf("read %s: %w", device, err)
 	}
-	for _, b := range buf[:n] {
-		if b != 0 {
-			return false, nil
+	head = buf[:n]
+	if !wantTail(head) {
+		return head, nil, nil
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, nil, fmt.Errorf("size of %s: %w", device, err)
+	}
+	tail = make([]byte, min(size, fsprobe.TailSize))
+	if _, err := f.ReadAt(tail, size-int64(len(tail))); err != nil && !errors.Is(err, io.EOF) {
+		return nil, nil, fmt.Errorf("read the end of %s: %w", device, err)
+	}
+	return head, tail, nil
+}
+
+// allZero reports whether b holds only zeros.
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
 		}
 	}
-	return true, nil
+	return true
 }

@@ -71,7 +71,7 @@ func serve(opts options, logger hclog.Logger) error {
 	d, err := driver.New(driver.Config{
 		DriverName: opts.driverName, Version: version(), NodeID: nodeID, Host: host,
 		StateDir: opts.stateDir, MaxVolumes: opts.maxVolumes, OperationTimeout: opts.operationTimeout,
-		Connector: conn, Mounter: mount.New(""), Exec: utilexec.New(),
+		Connector: conn, Mounter: mount.New(""), Mounts: driver.SyscallMounts{}, Exec: utilexec.New(),
 		MountTable:  driver.ProcMountTable{Path: "/proc/self/mountinfo", DevDir: "/dev"},
 		KernelCheck: func() error { return kernel.CheckFabricsSupport("/sys", "/dev") },
 		Logger:      logger, Metrics: metrics,

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -27,6 +28,9 @@ type kernelConnector struct {
 	log        hclog.Logger
 	lookupHost HostLookup
 	backend    controllerCreator
+	// diskEvents listens for disks as Resolve waits for one.
+	diskEvents        func() (DiskEvents, error)
+	diskEventFallback time.Duration
 }
 
 var _ Connector = (*kernelConnector)(nil)
@@ -157,6 +161,10 @@ func (k *kernelConnector) Find(c nvme.ValidConnection) (Controller, bool, error)
 	return findController(k.sys, c.Connection())
 }
 
+func (k *kernelConnector) Refresh(ctrl Controller) (Controller, error) {
+	return k.currentController(ctrl)
+}
+
 func (k *kernelConnector) Controllers() ([]Controller, error) {
 	return k.sys.controllers()
 }
@@ -177,6 +185,7 @@ func (k *kernelConnector) Disconnect(ctx context.Context, ctrl Controller) error
 	// Deleting waits for the controller's teardown in the kernel; like the
 	// connect write it cannot be interrupted, so ctx only bounds our wait.
 	done := make(chan error, 1)
+	start := time.Now()
 	go func() { done <- k.sys.writeAttr(k.sys.controllerDir(ctrl.Name), "delete_controller", "1") }()
 	select {
 	case err = <-done:
@@ -186,7 +195,8 @@ func (k *kernelConnector) Disconnect(ctx context.Context, ctrl Controller) error
 	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENODEV) {
 		return fmt.Errorf("disconnect %s (subsystem %q): %w", ctrl.Name, ctrl.Subsystem, err)
 	}
-	k.log.Info("disconnected", "controller", ctrl.Name, "nqn", ctrl.Subsystem)
+	k.log.Info("disconnected", "controller", ctrl.Name, "nqn", ctrl.Subsystem,
+		"kernel_delete_ms", float64(time.Since(start).Microseconds())/1000)
 	return nil
 }
 
