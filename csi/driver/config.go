@@ -55,6 +55,9 @@ type Config struct {
 	Logger      hclog.Logger
 	// Metrics may be shared with a caller that serves them; nil makes new.
 	Metrics *Metrics
+	// BootID is the kernel's boot id (a controller never outlives its
+	// boot); empty reads /proc/sys/kernel/random/boot_id.
+	BootID string
 }
 
 func (c *Config) validate() error {

@@ -7,6 +7,8 @@ package driver
 
 import (
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -71,7 +73,11 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.NamespaceTimeout == 0 {
 		cfg.NamespaceTimeout = DefaultNamespaceTimeout
 	}
-	state, err := newStateStore(cfg.StateDir, cfg.Logger.Named("state"))
+	boot := cfg.BootID
+	if boot == "" {
+		boot = readBootID(cfg.Logger)
+	}
+	state, err := newStateStore(cfg.StateDir, cfg.Logger.Named("state"), boot)
 	if err != nil {
 		return nil, fmt.Errorf("new driver: %w", err)
 	}
@@ -88,4 +94,18 @@ func New(cfg Config) (*Driver, error) {
 		keys:      newKeyLocks(),
 	}
 	return d, nil
+}
+
+// bootIDFile is where the kernel gives its boot's random id.
+const bootIDFile = "/proc/sys/kernel/random/boot_id"
+
+// readBootID returns this boot's id, or "" (controller records then are
+// not tied to a boot) when it cannot be read.
+func readBootID(log hclog.Logger) string {
+	b, err := os.ReadFile(bootIDFile)
+	if err != nil {
+		log.Warn("cannot read the boot id; records of controllers cannot tell a reboot", "path", bootIDFile, "error", err)
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
