@@ -79,6 +79,7 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 		}
 		return err
 	}
+	o.step("look")
 	// Key the target as sysfs will show it: a host name resolved, the
 	// address canonical. Unstage finds the controller by the same key.
 	target, err := d.cfg.Connector.ResolveTarget(ctx, vol.Target)
@@ -90,11 +91,13 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 		return err
 	}
 	want.Target, want.Key = target, connectionKey(target, d.cfg.Host)
+	o.step("target")
 
 	ctrl, c, err := d.claimController(ctx, log, conn, want)
 	if err != nil {
 		return err
 	}
+	o.step("claim")
 	handedOver, recorded := false, false
 	defer func() {
 		if !handedOver {
@@ -107,16 +110,19 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 	}
 	log = log.With("device", ns.DevicePath, "controller", ctrl.Name)
 	log.Debug("namespace resolved")
+	o.step("namespace")
 	want.Found = nvme.NamespaceSelector{NSID: ns.NSID, UUID: ns.UUID, NGUID: ns.NGUID}
 	plan, err := d.reserve(ctx, want, ns)
 	if err != nil {
 		return err
 	}
 	recorded = true
+	o.step("reserve")
 	if plan.kind == planFormatAndMount {
 		if plan, err = d.planUnused(o, want, vol.FormatPolicy.OrDefault(), conn, ctrl, ns); err != nil {
 			return err
 		}
+		o.step("device")
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("not %s: %w", plan.what(ns, staging), err)
@@ -127,6 +133,7 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 			d.undoStage(ctx, log, want, c, ctrl, true)
 			return err
 		}
+		o.step("mount")
 		d.dropClaim(want.Key, c)
 		log.Info("staged", "block", want.Block, "plan", plan.String())
 		if plan.format || plan.kind == planBlock {
@@ -136,6 +143,7 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 				log.Warn("could not remove the format record", "error", err)
 			}
 		}
+		o.step("record")
 		return nil
 	})
 }
@@ -221,7 +229,7 @@ func (d *Driver) alreadyStaged(want stageRecord) (bool, error) {
 // checkMountedNamespace checks that the device mounted for rec is still
 // rec's namespace: a stage record alone never proves what is mounted.
 func (d *Driver) checkMountedNamespace(e MountEntry, rec stageRecord) error {
-	ns, _, err := d.cfg.Connector.NamespaceOf(e.Device)
+	ns, err := d.cfg.Connector.Identify(e.Device)
 	if err != nil {
 		if _, serr := os.Stat(e.Device); isNotExist(serr) {
 			return precondition("volume %s is staged at %s, but its device %s is gone (its controller was deleted, e.g. after ctrl_loss_tmo): unstage it and stage it again", rec.VolumeID, rec.StagingPath, e.Device)

@@ -16,8 +16,8 @@ import (
 // headSize is how much of a device must read as zeros for it to count as
 // blank: file systems, partition tables and LVM keep their signatures
 // within it, and raw data written by a block-mode user almost always
-// starts there. It is also what fsprobe looks at.
-const headSize = fsprobe.HeadSize
+// starts there.
+const headSize = 1 << 20
 
 // livePoll is how often a stage looks at a reconnecting controller.
 const livePoll = 50 * time.Millisecond
@@ -150,27 +150,33 @@ func (d *Driver) planUnused(o *op, want stageRecord, policy nvme.FormatPolicy, c
 	// Reading the device waits as long as its I/O does (a controller that
 	// went to "connecting" since): each read is bounded, and one that
 	// outlives the bound keeps the volume locked until it returns.
-	var head, tail []byte
-	err = o.bounded("reading the ends of "+ns.DevicePath, func() error {
-		var err error
-		candidate := func(head []byte) bool {
-			return !ours && fsprobe.Probe(head, nil, time.Now()).FSType == want.FSType
+	if !ours {
+		var probe fsprobe.Result
+		err := o.bounded("reading the superblock of "+ns.DevicePath, func() error {
+			var err error
+			if probe, err = probeDevice(ns.DevicePath); err != nil {
+				return unavailable("read %s before deciding whether it holds a file system: %v; not formatting a device that cannot be read", ns.DevicePath, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return stagePlan{}, err
 		}
-		if head, tail, err = readEnds(ns.DevicePath, candidate); err != nil {
-			return unavailable("read %s before deciding whether it holds a file system: %v; not formatting a device that cannot be read", ns.DevicePath, err)
+		if probe.FSType == want.FSType && (probe.Clean || want.ReadOnly) {
+			return stagePlan{kind: planFormatAndMount, probed: true}, nil
+		}
+		d.log.Debug("the device's own superblock does not settle it; asking blkid", "device", ns.DevicePath, "probe", probe.String())
+	}
+	var zero bool
+	err = o.bounded("reading the first MiB of "+ns.DevicePath, func() error {
+		var err error
+		if zero, err = headIsZero(ns.DevicePath); err != nil {
+			return unavailable("read the first MiB of %s before deciding whether it holds a file system: %v; not formatting a device that cannot be read", ns.DevicePath, err)
 		}
 		return nil
 	})
 	if err != nil {
 		return stagePlan{}, err
-	}
-	zero := allZero(head)
-	if tail != nil {
-		probe := fsprobe.Probe(head, tail, time.Now())
-		if probe.FSType == want.FSType && (probe.Clean || want.ReadOnly) {
-			return stagePlan{kind: planFormatAndMount, probed: true}, nil
-		}
-		d.log.Debug("the device's own superblock does not settle it; asking blkid", "device", ns.DevicePath, "probe", probe.String())
 	}
 	var format string
 	err = o.bounded("running blkid on "+ns.DevicePath, func() error {
@@ -233,41 +239,41 @@ func (d *Driver) waitLive(ctx context.Context, conn nvme.ValidConnection, claime
 	}
 }
 
-// readEnds reads the first headSize bytes of a device (all of a smaller
-// one) and, when wantTail says the head is worth it, the last
-// fsprobe.TailSize bytes.
-func readEnds(device string, wantTail func(head []byte) bool) (head, tail []byte, err error) {
+// probeDevice looks at the superblock of a device (fsprobe).
+func probeDevice(device string) (fsprobe.Result, error) {
 	f, err := os.Open(device)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open %s: %w", device, err)
+		return fsprobe.Result{}, fmt.Errorf("open %s: %w", device, err)
+	}
+	defer func() { _ = f.Close() }()
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fsprobe.Result{}, fmt.Errorf("size of %s: %w", device, err)
+	}
+	r, err := fsprobe.Probe(f, size, time.Now())
+	if err != nil {
+		return fsprobe.Result{}, fmt.Errorf("%s: %w", device, err)
+	}
+	return r, nil
+}
+
+// headIsZero reads the first headSize bytes of a device (all of a smaller
+// one) and reports whether they are all zero.
+func headIsZero(device string) (bool, error) {
+	f, err := os.Open(device)
+	if err != nil {
+		return false, fmt.Errorf("open %s: %w", device, err)
 	}
 	defer func() { _ = f.Close() }()
 	buf := make([]byte, headSize)
 	n, err := io.ReadFull(f, buf)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, nil, fmt.Errorf("read %s: %w", device, err)
+		return false, fmt.Errorf("read %s: %w", device, err)
 	}
-	head = buf[:n]
-	if !wantTail(head) {
-		return head, nil, nil
-	}
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return nil, nil, fmt.Errorf("size of %s: %w", device, err)
-	}
-	tail = make([]byte, min(size, fsprobe.TailSize))
-	if _, err := f.ReadAt(tail, size-int64(len(tail))); err != nil && !errors.Is(err, io.EOF) {
-		return nil, nil, fmt.Errorf("read the end of %s: %w", device, err)
-	}
-	return head, tail, nil
-}
-
-// allZero reports whether b holds only zeros.
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
+	for _, b := range buf[:n] {
+		if b != 0 {
+			return false, nil
 		}
 	}
-	return true
+	return true, nil
 }

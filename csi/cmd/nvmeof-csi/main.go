@@ -84,7 +84,7 @@ func serve(opts options, logger hclog.Logger) error {
 	if err := d.Reconcile(ctx); err != nil {
 		logger.Error("start-up reconciliation failed; serving anyway", "error", err)
 	}
-	go d.Monitor(ctx, 15*time.Second)
+	go d.Monitor(ctx, opts.healthInterval)
 	if opts.metricsAddr != "" {
 		srv := &http.Server{Addr: opts.metricsAddr, Handler: metrics.Handler(), ReadHeaderTimeout: 5 * time.Second}
 		go func() {

@@ -1,10 +1,14 @@
 package fsprobe
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,19 +20,69 @@ import (
 
 var now = time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 
-// device returns a head and a tail as Probe gets them, with sample at the
-// start of the head.
-func device(t *testing.T, sample string) (head, tail []byte) {
+// imageSize is the size of the simulated devices: 128 MiB and a sector,
+// so that md 0.90's place (64 KiB-aligned) is not where md 1.0's is.
+const imageSize = 128<<20 + 512
+
+// image is a sparse simulated device: zeros but for what was put there.
+// It counts the bytes read.
+type image struct {
+	size   int64
+	extent map[int64][]byte
+	read   int64
+	fail   error
+}
+
+func newImage(t *testing.T, sample string) *image {
 	t.Helper()
-	head, tail = make([]byte, HeadSize), make([]byte, TailSize)
+	im := &image{size: imageSize, extent: map[int64][]byte{}}
 	if sample != "" {
 		b, err := os.ReadFile(filepath.Join("testdata", sample))
 		if err != nil {
 			t.Fatal(err)
 		}
-		copy(head, b)
+		im.put(0, b)
 	}
-	return head, tail
+	return im
+}
+
+// put writes b at off; an offset below zero counts from the end.
+func (im *image) put(off int64, b []byte) {
+	if off < 0 {
+		off += im.size
+	}
+	for o, e := range im.extent { // overlapping writes land in the extent they hit
+		if off >= o && off+int64(len(b)) <= o+int64(len(e)) {
+			copy(e[off-o:], b)
+			return
+		}
+	}
+	im.extent[off] = slices.Clone(b)
+}
+
+// head is the extent at 0 (the sample), for edits of the superblock.
+func (im *image) head() []byte { return im.extent[0] }
+
+func (im *image) ReadAt(p []byte, off int64) (int, error) {
+	if im.fail != nil {
+		return 0, im.fail
+	}
+	if off >= im.size {
+		return 0, io.EOF
+	}
+	n := min(int64(len(p)), im.size-off)
+	clear(p[:n])
+	for o, e := range im.extent {
+		lo, hi := max(o, off), min(o+int64(len(e)), off+n)
+		if lo < hi {
+			copy(p[lo-off:hi-off], e[lo-o:hi-o])
+		}
+	}
+	im.read += n
+	if n < int64(len(p)) {
+		return int(n), io.EOF
+	}
+	return int(n), nil
 }
 
 // patchExt changes the ext superblock in head and fixes its checksum, as
@@ -41,12 +95,19 @@ func patchExt(head []byte, patch func(sb []byte)) {
 
 func setU32(b []byte, off int, v uint32) { binary.LittleEndian.PutUint32(b[off:], v) }
 
+func u32Bytes(v uint32, order binary.ByteOrder) []byte {
+	b := make([]byte, 4)
+	order.PutUint32(b, v)
+	return b
+}
+
 func TestProbe(t *testing.T) {
 	le := binary.LittleEndian
+	ext := func(patch func(sb []byte)) func(im *image) { return func(im *image) { patchExt(im.head(), patch) } }
 	tests := []struct {
 		name   string
 		sample string
-		change func(head, tail []byte)
+		change func(im *image)
 		fsType string
 		clean  bool
 		why    string // a part of Result.Why
@@ -57,116 +118,120 @@ func TestProbe(t *testing.T) {
 		{name: "ext2", sample: "ext2.head", fsType: "ext2", clean: true},
 		{name: "xfs", sample: "xfs.head", fsType: "xfs", clean: true},
 		{name: "blank", why: "no ext or xfs superblock"},
-		{name: "raw data", change: func(h, _ []byte) { copy(h, "someone's data") }, why: "no ext or xfs superblock"},
+		{name: "raw data", change: func(im *image) { im.put(0, []byte("someone's data")) }, why: "no ext or xfs superblock"},
 
 		{name: "ext4 that recorded errors", sample: "ext4.head", fsType: "ext4", why: "recorded errors",
-			change: func(h, _ []byte) {
-				patchExt(h, func(sb []byte) { le.PutUint16(sb[extState:], extStateValid|extStateError) })
-			}},
+			change: ext(func(sb []byte) { le.PutUint16(sb[extState:], extStateValid|extStateError) })},
 		{name: "ext4 with an error count", sample: "ext4.head", fsType: "ext4", why: "recorded errors",
-			change: func(h, _ []byte) { patchExt(h, func(sb []byte) { setU32(sb, extErrorCount, 3) }) }},
+			change: ext(func(sb []byte) { setU32(sb, extErrorCount, 3) })},
 		{name: "ext4 not cleanly unmounted", sample: "ext4.head", fsType: "ext4", why: "not cleanly unmounted",
-			change: func(h, _ []byte) { patchExt(h, func(sb []byte) { le.PutUint16(sb[extState:], 0) }) }},
+			change: ext(func(sb []byte) { le.PutUint16(sb[extState:], 0) })},
 		{name: "ext4 whose journal needs recovery", sample: "ext4.head", fsType: "ext4", why: "journal needs recovery",
-			change: func(h, _ []byte) {
-				patchExt(h, func(sb []byte) { setU32(sb, extIncompat, le.Uint32(sb[extIncompat:])|extIncompatRecover) })
-			}},
+			change: ext(func(sb []byte) { setU32(sb, extIncompat, le.Uint32(sb[extIncompat:])|extIncompatRecover) })},
 		{name: "ext4 with orphans", sample: "ext4.head", fsType: "ext4", why: "orphaned inodes",
-			change: func(h, _ []byte) { patchExt(h, func(sb []byte) { setU32(sb, extLastOrphan, 12) }) }},
+			change: ext(func(sb []byte) { setU32(sb, extLastOrphan, 12) })},
 		{name: "ext4 at its mount-count limit", sample: "ext4.head", fsType: "ext4", why: "mounted 20 times",
-			change: func(h, _ []byte) {
-				patchExt(h, func(sb []byte) { le.PutUint16(sb[extMntCount:], 20); le.PutUint16(sb[extMaxMntCount:], 20) })
-			}},
+			change: ext(func(sb []byte) { le.PutUint16(sb[extMntCount:], 20); le.PutUint16(sb[extMaxMntCount:], 20) })},
 		{name: "ext4 under its mount-count limit", sample: "ext4.head", fsType: "ext4", clean: true,
-			change: func(h, _ []byte) {
-				patchExt(h, func(sb []byte) { le.PutUint16(sb[extMntCount:], 19); le.PutUint16(sb[extMaxMntCount:], 20) })
-			}},
+			change: ext(func(sb []byte) { le.PutUint16(sb[extMntCount:], 19); le.PutUint16(sb[extMaxMntCount:], 20) })},
 		{name: "ext4 due for its periodic check", sample: "ext4.head", fsType: "ext4", why: "periodic check is due",
-			change: func(h, _ []byte) {
-				patchExt(h, func(sb []byte) {
-					setU32(sb, extLastCheck, uint32(now.Add(-48*time.Hour).Unix()))
-					setU32(sb, extCheckIntvl, 24*3600)
-				})
-			}},
+			change: ext(func(sb []byte) {
+				setU32(sb, extLastCheck, uint32(now.Add(-48*time.Hour).Unix()))
+				setU32(sb, extCheckIntvl, 24*3600)
+			})},
 		{name: "ext4 checked within its interval", sample: "ext4.head", fsType: "ext4", clean: true,
-			change: func(h, _ []byte) {
-				patchExt(h, func(sb []byte) {
-					setU32(sb, extLastCheck, uint32(now.Add(-time.Hour).Unix()))
-					setU32(sb, extCheckIntvl, 24*3600)
-				})
-			}},
+			change: ext(func(sb []byte) {
+				setU32(sb, extLastCheck, uint32(now.Add(-time.Hour).Unix()))
+				setU32(sb, extCheckIntvl, 24*3600)
+			})},
 		{name: "ext4 checked in the future", sample: "ext4.head", fsType: "ext4", why: "in the future",
-			change: func(h, _ []byte) {
-				patchExt(h, func(sb []byte) {
-					setU32(sb, extLastCheck, uint32(now.Add(time.Hour).Unix()))
-					setU32(sb, extCheckIntvl, 24*3600)
-				})
-			}},
+			change: ext(func(sb []byte) {
+				setU32(sb, extLastCheck, uint32(now.Add(time.Hour).Unix()))
+				setU32(sb, extCheckIntvl, 24*3600)
+			})},
 		{name: "ext4 whose checksum fails", sample: "ext4.head", why: "checksum",
-			change: func(h, _ []byte) { h[extOffset+extMntCount]++ }},
+			change: func(im *image) { im.head()[extOffset+extMntCount]++ }},
 		{name: "an external journal", sample: "ext4.head", why: "external ext journal",
-			change: func(h, _ []byte) {
-				patchExt(h, func(sb []byte) { setU32(sb, extIncompat, le.Uint32(sb[extIncompat:])|extIncompatJournalDev) })
-			}},
+			change: ext(func(sb []byte) { setU32(sb, extIncompat, le.Uint32(sb[extIncompat:])|extIncompatJournalDev) })},
 		{name: "ext4dev", sample: "ext4.head", why: "ext4dev",
-			change: func(h, _ []byte) {
-				patchExt(h, func(sb []byte) { setU32(sb, extFlags, le.Uint32(sb[extFlags:])|extFlagsTestFS) })
-			}},
+			change: ext(func(sb []byte) { setU32(sb, extFlags, le.Uint32(sb[extFlags:])|extFlagsTestFS) })},
 		{name: "ext4 behind a boot sector's bytes", sample: "ext4.head", why: "first KiB",
-			change: func(h, _ []byte) { h[100] = 1 }},
+			change: func(im *image) { im.head()[100] = 1 }},
 
 		// What blkid would also report, or report instead.
-		{name: "ext4 in an MBR", sample: "ext4.head", why: "partition table", change: func(h, _ []byte) { h[510], h[511] = 0x55, 0xaa }},
-		{name: "ext4 with a GPT", sample: "ext4.head", why: "GPT", change: func(h, _ []byte) { copy(h[4096:], "EFI PART") }},
-		{name: "ext4 with a backup GPT", sample: "ext4.head", why: "backup GPT", change: func(_, tl []byte) { copy(tl[len(tl)-512:], "EFI PART") }},
-		{name: "ext4 on md 1.0", sample: "ext4.head", why: "RAID", change: func(_, tl []byte) { setU32(tl, len(tl)-8192, mdMagic) }},
-		{name: "ext4 on md 0.90", sample: "ext4.head", why: "RAID", change: func(_, tl []byte) { setU32(tl, len(tl)-65536-3*512, mdMagic) }},
-		{name: "ext4 beside md 1.2", sample: "ext4.head", why: "RAID", change: func(h, _ []byte) { setU32(h, 4096, mdMagic) }},
-		{name: "ext4 with a ZFS label at the end", sample: "ext4.head", why: "ZFS",
-			change: func(_, tl []byte) { binary.BigEndian.PutUint32(tl[len(tl)-256<<10+128<<10+5<<10:], zfsMagic) }},
-		{name: "ext4 with a ZFS label at the start", sample: "ext4.head", why: "ZFS",
-			change: func(h, _ []byte) { setU32(h, 256<<10+130<<10, zfsMagic) }},
-		{name: "ext4 with DDF RAID", sample: "ext4.head", why: "DDF",
-			change: func(_, tl []byte) { binary.BigEndian.PutUint32(tl[len(tl)-512:], ddfMagic) }},
-		{name: "ext4 with Intel RAID", sample: "ext4.head", why: "Intel", change: func(_, tl []byte) { copy(tl[len(tl)-1024:], imsmMagic) }},
-		{name: "ext4 with LUKS2's second header", sample: "ext4.head", why: "LUKS", change: func(h, _ []byte) { copy(h[16384:], luks2Backup) }},
-		{name: "ext4 with a swap signature", sample: "ext4.head", why: "swap", change: func(h, _ []byte) { copy(h[4096-10:], "SWAPSPACE2") }},
-		{name: "ext4 with btrfs", sample: "ext4.head", why: "btrfs", change: func(h, _ []byte) { copy(h[65536+64:], btrfsMagic) }},
-		{name: "ext4 with bcache", sample: "ext4.head", why: "bcache", change: func(h, _ []byte) { copy(h[4096+24:], bcacheMagic) }},
-		{name: "ext4 in an ISO image", sample: "ext4.head", why: "ISO", change: func(h, _ []byte) { copy(h[32769:], isoMagic) }},
-		{name: "LVM", sample: "", why: "LVM", change: func(h, _ []byte) { copy(h[512:], "LABELONE") }},
-		{name: "LUKS", sample: "", why: "LUKS", change: func(h, _ []byte) { copy(h, "LUKS\xba\xbe") }},
+		{name: "ext4 in an MBR", sample: "ext4.head", why: "partition table", change: func(im *image) { im.put(510, []byte{0x55, 0xaa}) }},
+		{name: "ext4 with a GPT", sample: "ext4.head", why: "GPT", change: func(im *image) { im.put(4096, gptMagic) }},
+		{name: "ext4 with a backup GPT", sample: "ext4.head", why: "backup GPT", change: func(im *image) { im.put(-512, gptMagic) }},
+		{name: "ext4 on md 1.0", sample: "ext4.head", why: "md 1.0", change: func(im *image) { im.put(md10Offset(imageSize), u32Bytes(mdMagic, le)) }},
+		{name: "ext4 on md 0.90", sample: "ext4.head", why: "md 0.90", change: func(im *image) { im.put(md090Offset(imageSize), u32Bytes(mdMagic, le)) }},
+		{name: "ext4 beside md 1.2", sample: "ext4.head", why: "RAID", change: func(im *image) { im.put(4096, u32Bytes(mdMagic, le)) }},
+		{name: "ext4 with DDF RAID", sample: "ext4.head", why: "DDF", change: func(im *image) { im.put(-512, u32Bytes(ddfMagic, binary.BigEndian)) }},
+		{name: "ext4 with Intel RAID", sample: "ext4.head", why: "Intel", change: func(im *image) { im.put(-1024, imsmMagic) }},
+		{name: "ext4 with a swap signature", sample: "ext4.head", why: "swap", change: func(im *image) { im.put(4096-10, []byte("SWAPSPACE2")) }},
+		{name: "ext4 with bcache", sample: "ext4.head", why: "bcache", change: func(im *image) { im.put(4096+24, bcacheMagic) }},
+		{name: "LVM", why: "LVM", change: func(im *image) { im.put(512, lvmMagic) }},
+		{name: "LUKS", why: "LUKS", change: func(im *image) { im.put(0, luksMagic) }},
 		{name: "xfs with an ext superblock too", sample: "xfs.head", why: "both",
-			change: func(h, _ []byte) { le.PutUint16(h[extOffset+extMagicOff:], extMagic) }},
-		{name: "xfs whose checksum fails", sample: "xfs.head", why: "no ext or xfs superblock", change: func(h, _ []byte) { h[8]++ }},
+			change: func(im *image) { le.PutUint16(im.head()[extOffset+extMagicOff:], extMagic) }},
+		{name: "xfs whose checksum fails", sample: "xfs.head", why: "no ext or xfs superblock", change: func(im *image) { im.head()[8]++ }},
 		{name: "xfs with an impossible block size", sample: "xfs.head", why: "no ext or xfs superblock",
-			change: func(h, _ []byte) { binary.BigEndian.PutUint32(h[xfsBlockSize:], 3000) }},
+			change: func(im *image) { binary.BigEndian.PutUint32(im.head()[xfsBlockSize:], 3000) }},
+		{name: "xfs on md 1.0", sample: "xfs.head", why: "md 1.0", change: func(im *image) { im.put(md10Offset(imageSize), u32Bytes(mdMagic, le)) }},
+		// Leftovers of a former life, under a file system written after
+		// them: that file system is the live one.
+		{name: "ext4 over old ZFS labels", sample: "ext4.head", fsType: "ext4", clean: true,
+			change: func(im *image) { im.put(-256<<10+130<<10, u32Bytes(0x00bab10c, le)) }},
+		{name: "ext4 over an old btrfs", sample: "ext4.head", fsType: "ext4", clean: true,
+			change: func(im *image) { im.put(65536+64, []byte("_BHRfS_M")) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			head, tail := device(t, tt.sample)
+			im := newImage(t, tt.sample)
 			if tt.change != nil {
-				tt.change(head, tail)
+				tt.change(im)
 			}
-			got := Probe(head, tail, now)
+			got, err := Probe(im, im.size, now)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if got.FSType != tt.fsType || got.Clean != tt.clean || !strings.Contains(got.Why, tt.why) || (tt.clean && got.Why != "") {
 				t.Fatalf("Probe = %+v (%s); want type %q, clean %v, why containing %q", got, got, tt.fsType, tt.clean, tt.why)
+			}
+			if im.read > headSize+tailSize+4 {
+				t.Errorf("read %d bytes, want at most %d", im.read, headSize+tailSize+4)
 			}
 		})
 	}
 }
 
-// A small device gives short buffers: nothing is read past them.
-func TestProbeShortDevice(t *testing.T) {
-	full, _ := device(t, "ext4.head")
-	for _, n := range []int{0, 100, 511, 1024, 2047, 2048, 8192, 200 << 10} {
-		head := full[:n]
-		got := Probe(head, head, now)
-		if n >= 8192 && (got.FSType != "ext4" || !got.Clean) {
-			t.Errorf("a %d-byte device: %+v, want a clean ext4", n, got)
+// Nothing is read past the head when it shows no file system, and a read
+// that fails is an error, never "nothing found".
+func TestProbeReads(t *testing.T) {
+	blank := newImage(t, "")
+	if _, err := Probe(blank, blank.size, now); err != nil || blank.read != headSize {
+		t.Errorf("a blank device: read %d bytes (%v), want only the head", blank.read, err)
+	}
+	failing := newImage(t, "ext4.head")
+	failing.fail = errors.New("EIO")
+	if r, err := Probe(failing, failing.size, now); err == nil {
+		t.Errorf("a device that cannot be read: %+v, want an error", r)
+	}
+}
+
+// A small device: nothing is read past its end, and what fits is probed.
+func TestProbeSmallDevice(t *testing.T) {
+	for _, size := range []int64{0, 100, 511, 1024, 2047, 2048, 8192, 12 << 10, 20 << 10, 200 << 10} {
+		im := newImage(t, "ext4.head")
+		im.size = size
+		got, err := Probe(im, size, now)
+		if err != nil {
+			t.Fatalf("a %d-byte device: %v", size, err)
 		}
-		if n < extOffset+extSize && got.FSType != "" {
-			t.Errorf("a %d-byte device: %+v, want nothing", n, got)
+		if size >= headSize && (got.FSType != "ext4" || !got.Clean) {
+			t.Errorf("a %d-byte device: %+v, want a clean ext4", size, got)
+		}
+		if size < extOffset+extSize && got.FSType != "" {
+			t.Errorf("a %d-byte device: %+v, want nothing", size, got)
 		}
 	}
 }
@@ -177,10 +242,13 @@ func FuzzProbe(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(b[:4096], []byte{}) // the superblocks; short inputs keep the fuzzer quick
+		f.Add(b[:4096]) // the superblocks; short inputs keep the fuzzer quick
 	}
-	f.Fuzz(func(t *testing.T, head, tail []byte) {
-		r := Probe(head, tail, now)
+	f.Fuzz(func(t *testing.T, dev []byte) {
+		r, err := Probe(bytes.NewReader(dev), int64(len(dev)), now)
+		if err != nil {
+			t.Fatalf("Probe of a %d-byte device: %v", len(dev), err)
+		}
 		if r.Clean && r.FSType == "" {
 			t.Fatalf("clean without a file system: %+v", r)
 		}

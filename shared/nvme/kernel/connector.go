@@ -143,6 +143,10 @@ type Connector interface {
 	// NamespaceOf maps a block device (a name such as nvme1n2, or a /dev
 	// path) to its namespace and the controllers that reach it.
 	NamespaceOf(device string) (Namespace, []Controller, error)
+	// Identify maps a block device to its namespace alone: what
+	// NamespaceOf returns without the controllers, which cost a read of
+	// each (a publish asks only which namespace is mounted).
+	Identify(device string) (Namespace, error)
 	// Namespaces lists the namespaces reached through ctrl. Any read that
 	// fails is an error, never a shorter list: callers decide from it
 	// whether a controller is still in use.

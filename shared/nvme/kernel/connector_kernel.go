@@ -141,7 +141,8 @@ func (k *kernelConnector) newController(name string, c nvme.Connection) (Control
 		// Deleted and its name reused in the meantime; try again.
 		return Controller{}, fmt.Errorf("new controller %s does not match subsystem %q any more: %w", name, c.Target.NQN, syscall.EAGAIN)
 	}
-	k.log.Info("connected", "controller", ctrl.Name, "nqn", ctrl.Subsystem, "traddr", ctrl.TrAddr, "trsvcid", ctrl.TrSvcID, "state", ctrl.State)
+	// Debug: the caller says at Info level what it connected, and why.
+	k.log.Debug("connected", "controller", ctrl.Name, "nqn", ctrl.Subsystem, "traddr", ctrl.TrAddr, "trsvcid", ctrl.TrSvcID, "state", ctrl.State)
 	return ctrl, nil
 }
 
@@ -195,7 +196,7 @@ func (k *kernelConnector) Disconnect(ctx context.Context, ctrl Controller) error
 	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENODEV) {
 		return fmt.Errorf("disconnect %s (subsystem %q): %w", ctrl.Name, ctrl.Subsystem, err)
 	}
-	k.log.Info("disconnected", "controller", ctrl.Name, "nqn", ctrl.Subsystem,
+	k.log.Debug("disconnected", "controller", ctrl.Name, "nqn", ctrl.Subsystem,
 		"kernel_delete_ms", float64(time.Since(start).Microseconds())/1000)
 	return nil
 }

@@ -256,20 +256,7 @@ func orNone(s string) string {
 // reach it: with native multipath every controller of the subsystem with a
 // path to the same nsid, without it the disk's own controller.
 func (k *kernelConnector) NamespaceOf(device string) (Namespace, []Controller, error) {
-	name := filepath.Base(device)
-	if classifyDisk(name) != diskPlain {
-		return Namespace{}, nil, fmt.Errorf("%q is not an NVMe namespace block device (nvmeXnY)", device)
-	}
-	real, err := filepath.EvalSymlinks(k.sys.blockDir(name))
-	if err != nil {
-		return Namespace{}, nil, fmt.Errorf("namespace %s: %w", name, err)
-	}
-	parent := filepath.Dir(real)
-	nqn, err := readAttr(parent, "subsysnqn")
-	if err != nil {
-		return Namespace{}, nil, fmt.Errorf("namespace %s: subsystem: %w", name, err)
-	}
-	ns, err := k.readNamespace(real, name, nqn)
+	ns, parent, err := k.identify(device)
 	if err != nil {
 		return Namespace{}, nil, err
 	}
@@ -285,6 +272,34 @@ func (k *kernelConnector) NamespaceOf(device string) (Namespace, []Controller, e
 		return Namespace{}, nil, err
 	}
 	return ns, ctrls, nil
+}
+
+func (k *kernelConnector) Identify(device string) (Namespace, error) {
+	ns, _, err := k.identify(device)
+	return ns, err
+}
+
+// identify reads the namespace of a block device, and the directory its
+// disk hangs off: its subsystem's (native multipath) or its controller's.
+func (k *kernelConnector) identify(device string) (Namespace, string, error) {
+	name := filepath.Base(device)
+	if classifyDisk(name) != diskPlain {
+		return Namespace{}, "", fmt.Errorf("%q is not an NVMe namespace block device (nvmeXnY)", device)
+	}
+	real, err := filepath.EvalSymlinks(k.sys.blockDir(name))
+	if err != nil {
+		return Namespace{}, "", fmt.Errorf("namespace %s: %w", name, err)
+	}
+	parent := filepath.Dir(real)
+	nqn, err := readAttr(parent, "subsysnqn")
+	if err != nil {
+		return Namespace{}, "", fmt.Errorf("namespace %s: subsystem: %w", name, err)
+	}
+	ns, err := k.readNamespace(real, name, nqn)
+	if err != nil {
+		return Namespace{}, "", err
+	}
+	return ns, parent, nil
 }
 
 // pathControllers lists the controllers linked from a subsystem directory
