@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // NodeUnstageVolume unmounts the staging path, then disconnects the
@@ -191,6 +192,16 @@ func (d *Driver) releaseStageController(ctx context.Context, log hclog.Logger, r
 			}
 		}
 		return nil
+	}
+	// The controller the plugin created is read by the name and identity
+	// its record gives: one controller's attributes, not a scan of the
+	// subsystem's. (Any other controller of the target is not the
+	// plugin's to disconnect; releaseLocked says so.)
+	if crec, ok, err := d.state.controller(rec.Key); err == nil && ok && crec.Created && crec.Name != "" && crec.ID != 0 {
+		ctrl, err := d.cfg.Connector.Refresh(kernel.Controller{Name: crec.Name, ID: crec.ID, Subsystem: target.NQN})
+		if err == nil {
+			return d.releaseController(ctx, log, rec.Key, ctrl)
+		}
 	}
 	conn, err := nvme.Connection{Host: d.cfg.Host, Target: target, Config: rec.Config}.Valid()
 	if err != nil {

@@ -42,19 +42,18 @@ const (
 // namespace, for a raw block volume and an ext4 one that is formatted
 // already. It prints medians, min-max and ratios (LAB-BENCH lines).
 //
-// Two plugin processes take turns: one logging at info level, as deployed,
-// whose times are the ratios; one at debug level, whose one "steps" line
-// per call splits its calls into phases (its own times show what the extra
-// logging costs). The figures are logged, not asserted (they go to
+// Two plugin processes take turns: one logging at info level into a pipe,
+// as deployed under Nomad, whose times are the ratios; one at debug level
+// into a file, whose one "steps" line per call splits its calls into
+// phases (its own times show what the extra logging costs). The figures are logged, not asserted (they go to
 // docs/PERFORMANCE.md); what fails the test is a wrong result: each arm
 // must attach the namespace and leave nothing behind.
 func TestAttachDetachBench(t *testing.T) {
 	nqn := labtarget.SubsystemTwo
 	disconnectAtEnd(t, nqn)
-	socket, state := pluginDirs(t)
-	infoSocket, infoState := pluginDirs(t)
-	p := startPlugin(t, socket, state)
-	info := startPlugin(t, infoSocket, infoState, "--log-level=info")
+	debugLog := fileLog(filepath.Join(t.TempDir(), "plugin.log"))
+	p := startPluginArgs(t, string(debugLog))
+	info := startPluginArgs(t, "", "--log-level=info")
 	vc := volumeContext(nqn, 1, labtarget.TwoNS1UUID)
 	vol, err := nvme.ParseVolumeContext(vc)
 	if err != nil {
@@ -89,7 +88,7 @@ func TestAttachDetachBench(t *testing.T) {
 			}
 			arms := []func(){
 				func() {
-					attach, detach, _ := pluginRound(t, info, newCSIVolume(t, "bench-"+k.name, k.capability(), vc), false)
+					attach, detach, _ := pluginRound(t, info, "", newCSIVolume(t, "bench-"+k.name, k.capability(), vc))
 					if round > 0 {
 						r.pluginAttach, r.pluginDetach = append(r.pluginAttach, attach), append(r.pluginDetach, detach)
 					}
@@ -102,7 +101,7 @@ func TestAttachDetachBench(t *testing.T) {
 					}
 				},
 				func() {
-					attach, detach, phases := pluginRound(t, p, newCSIVolume(t, "bench-"+k.name, k.capability(), vc), true)
+					attach, detach, phases := pluginRound(t, p, debugLog, newCSIVolume(t, "bench-"+k.name, k.capability(), vc))
 					if round > 0 {
 						r.debugAttach, r.debugDetach = append(r.debugAttach, attach), append(r.debugDetach, detach)
 						r.pluginPhases = append(r.pluginPhases, phases)
@@ -177,11 +176,15 @@ func ms(d time.Duration) string {
 }
 
 // pluginRound attaches and detaches v through the plugin and returns the
-// two times as the client sees them, and the phases of each call.
-func pluginRound(t *testing.T, p *csiPlugin, v csiVolume, withPhases bool) (attach, detach time.Duration, phases phaseSet) {
+// two times as the client sees them and, when the plugin logs into
+// debugLog, the phases of each call.
+func pluginRound(t *testing.T, p *csiPlugin, debugLog fileLog, v csiVolume) (attach, detach time.Duration, phases phaseSet) {
 	t.Helper()
 	p.unstageAtEnd(t, v)
-	mark := p.log.lines()
+	mark := 0
+	if debugLog != "" {
+		mark = debugLog.lines(t)
+	}
 	t0 := time.Now()
 	p.stage(t, v)
 	t1 := time.Now()
@@ -197,23 +200,15 @@ func pluginRound(t *testing.T, p *csiPlugin, v csiVolume, withPhases bool) (atta
 	if left := mountsUnder(t, filepath.Dir(v.staging)); len(left) != 0 {
 		t.Fatalf("mounts left after detach: %+v", left)
 	}
-	if !withPhases {
+	if debugLog == "" {
 		return attach, detach, phaseSet{}
 	}
 	client := map[string]time.Duration{
 		"NodeStageVolume": t1.Sub(t0), "NodePublishVolume": t2.Sub(t1),
 		"NodeUnpublishVolume": t4.Sub(t3), "NodeUnstageVolume": t5.Sub(t4),
 	}
-	// The plugin's stderr reaches the log through a pipe: wait for the
-	// last call's rpc line, which the server writes before it replies.
-	var entries []map[string]any
-	waitFor(t, "the unstage's rpc log line", 5*time.Second, func() bool {
-		entries = p.log.entries(mark)
-		return slices.ContainsFunc(entries, func(e map[string]any) bool {
-			return e["@message"] == "rpc" && e["method"] == "NodeUnstageVolume"
-		})
-	})
-	return attach, detach, rpcPhases(t, entries, client)
+	// The server writes the rpc line before it replies.
+	return attach, detach, rpcPhases(t, debugLog.entries(t, mark), client)
 }
 
 // checkAttached fails the test unless v's target holds the namespace.
@@ -370,15 +365,31 @@ func rpcPhases(t *testing.T, entries []map[string]any, client map[string]time.Du
 		l := steps[i]
 		var sum time.Duration
 		for _, name := range l.names {
+			sum += l.took[name]
+		}
+		// The steps ran back to back, the last ending just before the
+		// steps line was written.
+		stepStart := l.at.Add(-sum)
+		for _, name := range l.names {
 			d := l.took[name]
-			sum += d
+			stepEnd := stepStart.Add(d)
+			split := false
 			for _, k := range kernel {
-				if k.what == name && within(k.at, c) {
-					set.add(fmt.Sprintf("%s: kernel %s", c.method, map[string]string{"claim": "write", "release": "delete_controller"}[name]), k.took)
-					d -= k.took
+				if k.what != name || !within(k.at, c) {
+					continue
 				}
+				// The kernel's part ended at its log line: the step is
+				// ours before it and after it.
+				before, after := k.at.Add(-k.took).Sub(stepStart), stepEnd.Sub(k.at)
+				set.add(fmt.Sprintf("%s: %s, before the kernel's", c.method, name), max(before, 0))
+				set.add(fmt.Sprintf("%s: kernel %s", c.method, map[string]string{"claim": "write", "release": "delete_controller"}[name]), k.took)
+				set.add(fmt.Sprintf("%s: %s, after the kernel's", c.method, name), max(after, 0))
+				split = true
 			}
-			set.add(fmt.Sprintf("%s: %s", c.method, name), d)
+			if !split {
+				set.add(fmt.Sprintf("%s: %s", c.method, name), d)
+			}
+			stepStart = stepEnd
 		}
 		set.add(fmt.Sprintf("%s: before the lock (interceptor, arguments)", c.method), l.at.Add(-sum).Sub(c.start))
 		set.add(fmt.Sprintf("%s: after the steps (log, interceptor)", c.method), c.end.Sub(l.at))

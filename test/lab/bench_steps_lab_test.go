@@ -4,6 +4,7 @@ package lab
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/nvmeof/nvmeof/csi/driver"
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 	"github.com/nvmeof/nvmeof/shared/nvme/kernel/uevent"
 	"github.com/nvmeof/nvmeof/test/lab/labtarget"
 )
@@ -33,6 +35,12 @@ func TestAttachStepCosts(t *testing.T) {
 	conn := valid(t, labConnection(labtarget.SubsystemTwo))
 	ctrl := connectForTest(t, c, labConnection(labtarget.SubsystemTwo))
 	ns := resolveForTest(t, c, ctrl, nvme.NamespaceSelector{NSID: 1})
+	noEvents, err := kernel.NewConnector(kernel.ConnectorConfig{
+		DiskEvents: func() (kernel.DiskEvents, error) { return nil, errors.New("no events in this measure") },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	stateDir := t.TempDir()
 	subs, err := filepath.Glob("/sys/class/nvme-subsystem/*/" + ctrl.Name)
 	if err != nil || len(subs) != 1 {
@@ -87,6 +95,10 @@ func TestAttachStepCosts(t *testing.T) {
 		{"read cntlid of the controller", func() error { _, err := os.ReadFile("/sys/class/nvme/" + ctrl.Name + "/cntlid"); return err }, nil},
 		{"read kato of the controller", func() error { _, err := os.ReadFile("/sys/class/nvme/" + ctrl.Name + "/kato"); return err }, nil},
 		{"read hostid of the controller", func() error { _, err := os.ReadFile("/sys/class/nvme/" + ctrl.Name + "/hostid"); return err }, nil},
+		{"connector Resolve without disk events (namespace there)", func() error {
+			_, err := noEvents.Resolve(t.Context(), ctrl, nvme.NamespaceSelector{NSID: 1, UUID: labtarget.TwoNS1UUID})
+			return err
+		}, nil},
 		{"connector Resolve (namespace there)", func() error {
 			_, err := c.Resolve(t.Context(), ctrl, nvme.NamespaceSelector{NSID: 1, UUID: labtarget.TwoNS1UUID})
 			return err

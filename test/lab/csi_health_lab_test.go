@@ -28,8 +28,7 @@ func TestCSIHealthProbesNeverFailADetach(t *testing.T) {
 	const rounds = 12
 	nqn := labtarget.SubsystemTwo
 	disconnectAtEnd(t, nqn)
-	socket, state := pluginDirs(t)
-	p := startPlugin(t, socket, state, "--health-interval=5ms")
+	p := startPluginArgs(t, "", "--health-interval=5ms")
 	v := newCSIVolume(t, "lab-health-probes", mountCapability("ext4"), volumeContext(nqn, 1, labtarget.TwoNS1UUID))
 	p.unstageAtEnd(t, v)
 

@@ -104,14 +104,13 @@ func pluginDirs(t *testing.T) (socket, stateDir string) {
 // startPlugin starts nvmeof-csi as the lab's test host and waits until it
 // answers Probe ready. The process gets its own process group, so a kill
 // takes the tools it runs (mkfs) with it, as a task kill by Nomad does.
-// Flags in extra come last, so they override the defaults here.
-func startPlugin(t *testing.T, socket, stateDir string, extra ...string) *csiPlugin {
+func startPlugin(t *testing.T, socket, stateDir string) *csiPlugin {
 	t.Helper()
 	p := &csiPlugin{t: t, socket: socket, stateDir: stateDir, log: &pluginLog{}, exited: make(chan error, 1)}
-	p.cmd = exec.Command(pluginBinary, append([]string{ //nolint:noctx // stopped by stop (SIGTERM) or kill (SIGKILL), which a context could not tell apart
-		"--endpoint=unix://" + socket, "--state-dir=" + stateDir,
-		"--hostnqn=" + labtarget.HostNQN, "--hostid=" + labtarget.HostID, "--node-id=lab-node",
-		"--log-level=debug", "--log-json"}, extra...)...)
+	p.cmd = exec.Command(pluginBinary, //nolint:noctx // stopped by stop (SIGTERM) or kill (SIGKILL), which a context could not tell apart
+		"--endpoint=unix://"+socket, "--state-dir="+stateDir,
+		"--hostnqn="+labtarget.HostNQN, "--hostid="+labtarget.HostID, "--node-id=lab-node",
+		"--log-level=debug", "--log-json")
 	p.cmd.Stderr = p.log
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {

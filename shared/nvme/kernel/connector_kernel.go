@@ -75,14 +75,13 @@ func (k *kernelConnector) Create(ctx context.Context, vc nvme.ValidConnection) (
 	return ctrl, nil
 }
 
-// createOnce makes a controller, or says one exists.
+// createOnce makes a controller, or says one exists. It does not look for
+// one first: the kernel refuses a duplicate with EALREADY before it does
+// anything (the nvme-cli backend looks itself, since nvme-cli's answer is
+// not to be trusted), and the caller has just looked (Find) to decide
+// between adopting and creating.
 func (k *kernelConnector) createOnce(ctx context.Context, vc nvme.ValidConnection) (Controller, error) {
 	c := vc.Connection()
-	if ctrl, found, err := findController(k.sys, c); err != nil {
-		return Controller{}, err
-	} else if found {
-		return Controller{}, &permanentError{fmt.Errorf("%s for subsystem %q: %w", ctrl.Name, c.Target.NQN, ErrControllerExists)}
-	}
 	name, err := k.backend.create(ctx, vc)
 	var inflight *InFlightError
 	switch {

@@ -28,6 +28,13 @@ func (k *kernelConnector) Resolve(ctx context.Context, ctrl Controller, sel nvme
 	if err != nil {
 		return Namespace{}, fmt.Errorf("resolve namespace on %s: %w", ctrl.Name, err)
 	}
+	// Usually the namespace is there by now: one look, and no listener.
+	ns, found, err := k.lookupNamespace(ctrl, sel)
+	if found || err != nil && !errors.Is(err, errNoSubsystemYet) {
+		return resolved(ctrl, sel, ns, err)
+	}
+	// Listen, then look again: a disk added since the first look is found
+	// by the second, one added after it is announced.
 	events, err := k.diskEvents()
 	if err != nil {
 		k.log.Debug("no disk events; polling sysfs for the namespace", "error", err)
@@ -37,16 +44,21 @@ func (k *kernelConnector) Resolve(ctx context.Context, ctrl Controller, sel nvme
 	}
 	for {
 		ns, found, err := k.lookupNamespace(ctrl, sel)
-		switch {
-		case err != nil && !errors.Is(err, errNoSubsystemYet):
-			return Namespace{}, fmt.Errorf("resolve namespace %s of subsystem %q on %s: %w", sel, ctrl.Subsystem, ctrl.Name, err)
-		case found:
-			return ns, nil
+		if found || err != nil && !errors.Is(err, errNoSubsystemYet) {
+			return resolved(ctrl, sel, ns, err)
 		}
 		if err := waitForDisk(ctx, events, k.diskEventFallback); err != nil {
 			return Namespace{}, fmt.Errorf("namespace %s of subsystem %q did not appear on %s: %w", sel, ctrl.Subsystem, ctrl.Name, err)
 		}
 	}
+}
+
+// resolved is Resolve's answer from a look that settled it.
+func resolved(ctrl Controller, sel nvme.NamespaceSelector, ns Namespace, err error) (Namespace, error) {
+	if err != nil {
+		return Namespace{}, fmt.Errorf("resolve namespace %s of subsystem %q on %s: %w", sel, ctrl.Subsystem, ctrl.Name, err)
+	}
+	return ns, nil
 }
 
 // waitForDisk returns when it is time to look for a disk again: an event
