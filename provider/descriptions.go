@@ -22,7 +22,20 @@ var (
 		"`ctrl_loss_tmo` when that is positive. Without a value it is off."
 	transportDescription = fmt.Sprintf("Transport: one of %s. Defaults to `%s`.",
 		backticked(nvme.Transports()), nvme.TransportTCP)
+	formatPolicyDescription = fmt.Sprintf("When the plugin may put a file system on this namespace if it has none: one of %s. "+
+		"Unset means `%s`: only a device with no signature whose first MiB reads as zeros. `%s` formats a device with no "+
+		"file system signature even when it holds data (whatever is on it is lost); `%s` never formats. A volume's own "+
+		"setting: namespaces of one connection may differ.",
+		backticked(formatPolicies()), nvme.FormatIfBlank, nvme.FormatIfNoFilesystem, nvme.FormatNever)
 )
+
+func formatPolicies() []string {
+	var out []string
+	for _, p := range nvme.FormatPolicies() {
+		out = append(out, string(p))
+	}
+	return out
+}
 
 func backticked(values []string) string {
 	quoted := make([]string, len(values))

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfversion"
 
@@ -26,6 +27,16 @@ func TestAccVolumeContextFunction(t *testing.T) {
 		args: `{ traddr = "` + testAddr + `", nqn = "` + testNQN + `", uuid = "0E3F7C2A-51B4-4D8E-9A6C-2B7D1E4F8A90", ctrlLossTmo = 600, hdrDigest = true, tos = null, "example.com/owner" = "team-a" }`,
 		want: map[string]string{"transport": "tcp", "traddr": testAddr, "trsvcid": "4420", "nqn": testNQN, "uuid": "0e3f7c2a-51b4-4d8e-9a6c-2b7d1e4f8a90",
 			"ctrl_loss_tmo": "600", "reconnect_delay": "5", "hdr_digest": "true"},
+	}, {
+		name: "a format policy",
+		args: `{ traddr = "` + testAddr + `", nqn = "` + testNQN + `", nsid = 1, format_policy = "if-no-filesystem" }`,
+		want: map[string]string{"transport": "tcp", "traddr": testAddr, "trsvcid": "4420", "nqn": testNQN, "nsid": "1", "ctrl_loss_tmo": "-1", "reconnect_delay": "5",
+			"format_policy": "if-no-filesystem"},
+	}, {
+		name:    "a format policy that does not exist",
+		args:    `{ traddr = "` + testAddr + `", nqn = "` + testNQN + `", nsid = 1, format_policy = "always" }`,
+		wantErr: baseContext(map[string]string{"format_policy": "always"}),
+		errKey:  nvme.KeyFormatPolicy,
 	}, {
 		name:    "out of range",
 		args:    `{ traddr = "` + testAddr + `", nqn = "` + testNQN + `", nsid = 1, queue_size = 8 }`,
@@ -55,11 +66,39 @@ func TestAccVolumeContextFunction(t *testing.T) {
 			} else {
 				step.ConfigStateChecks = []statecheck.StateCheck{statecheck.ExpectKnownOutputValue("context", exactStrings(tt.want))}
 			}
-			resource.Test(t, resource.TestCase{
+			resource.ParallelTest(t, resource.TestCase{
 				ProtoV6ProviderFactories: protoV6Providers,
 				TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.RequireAbove(tfversion.Version1_8_0)},
 				Steps:                    []resource.TestStep{step},
 			})
 		})
 	}
+}
+
+// TestAccVolumeContextFunction_matchesTheResource: for the same settings,
+// the function and the resource give the same volume context, the
+// resource's defaults written out the same way.
+func TestAccVolumeContextFunction_matchesTheResource(t *testing.T) {
+	config := connectionConfig("", `keep_alive_tmo = 30`, `hdr_digest = true`,
+		`namespaces = { data = { nsid = 1, uuid = "0E3F7C2A-51B4-4D8E-9A6C-2B7D1E4F8A90", format_policy = "never" } }`) + `
+output "same" {
+  value = provider::nvme::volume_context({
+    traddr         = "` + testAddr + `"
+    nqn            = "` + testNQN + `"
+    nsid           = 1
+    uuid           = "0E3F7C2A-51B4-4D8E-9A6C-2B7D1E4F8A90"
+    keep_alive_tmo = 30
+    hdr_digest     = true
+    format_policy  = "never"
+  }) == nvme_connection.test.volume_contexts["data"]
+}
+`
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6Providers,
+		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.RequireAbove(tfversion.Version1_8_0)},
+		Steps: []resource.TestStep{{
+			Config:            config,
+			ConfigStateChecks: []statecheck.StateCheck{statecheck.ExpectKnownOutputValue("same", knownvalue.Bool(true))},
+		}},
+	})
 }

@@ -14,8 +14,10 @@ $(PROVIDER_CACHE)/terraformrc:
 	@: > $@
 
 .PHONY: test-provider-acc
+# The tests wait on terraform processes more than they compute: a few run
+# at once.
 test-provider-acc: $(PROVIDER_CACHE)/terraformrc ## provider acceptance tests and the example test with the real terraform CLI
-	$(PROVIDER_TF_ENV) $(GO) test -count=1 ./provider/...
+	$(PROVIDER_TF_ENV) $(GO) test -count=1 -parallel 4 ./provider/...
 
 .PHONY: test-provider-example
 test-provider-example: $(PROVIDER_CACHE)/terraformrc ## plan and apply the nvme part of examples/terraform with a local build
@@ -42,8 +44,8 @@ test-provider-docs: $(TOOLS)/tfplugindocs ## fail when regenerating the provider
 	@diff -ru $(PROVIDER_CACHE)/docs.before provider/docs || { echo "provider/docs is stale: run 'make provider-docs' and commit the result"; exit 1; }
 
 .PHONY: provider-bench
-provider-bench: ## terraform plan of 500 nvme_connection vs 500 terraform_data (figures for docs/PERFORMANCE.md)
-	provider/bench/plan.sh 500 7
+provider-bench: ## terraform plan of 500 namespaces: nvme_connection vs a no-op provider (figures for docs/PERFORMANCE.md)
+	test/providerbench/plan.sh 500 7
 
 $(TOOLS)/tfplugindocs: GNUmakefile provider/provider.mk
 	@mkdir -p $(TOOLS)

@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
 	"slices"
@@ -10,7 +11,6 @@ import (
 	"testing"
 
 	tfjson "github.com/hashicorp/terraform-json"
-	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
@@ -21,7 +21,7 @@ import (
 // protoV6Providers serves the provider in-process to the real terraform
 // binary the acceptance tests drive.
 var protoV6Providers = map[string]func() (tfprotov6.ProviderServer, error){
-	TypeName: providerserver.NewProtocol6WithError(New("test")()),
+	TypeName: func() (tfprotov6.ProviderServer, error) { return NewServer("test")(), nil },
 }
 
 const (
@@ -89,16 +89,17 @@ func exactStrings(m map[string]string) knownvalue.Check {
 
 func intPtr(n int) *int { return &n }
 
-// roundTrip checks that the volume_context in the state is one the plugin
-// parses into exactly the configured volume, and that it is already in
-// canonical form (rendering the parsed volume gives it back unchanged).
-func roundTrip(address string, want nvme.Volume) statecheck.StateCheck {
+// roundTrip checks that the volume context of each named namespace in the
+// state is one the plugin parses into exactly the wanted volume, that it is
+// already in canonical form (rendering the parsed volume gives it back
+// unchanged), and that volume_contexts holds no other namespace.
+func roundTrip(address string, want map[string]nvme.Volume) statecheck.StateCheck {
 	return roundTripCheck{address: address, want: want}
 }
 
 type roundTripCheck struct {
 	address string
-	want    nvme.Volume
+	want    map[string]nvme.Volume
 }
 
 func (c roundTripCheck) CheckState(_ context.Context, req statecheck.CheckStateRequest, resp *statecheck.CheckStateResponse) {
@@ -111,32 +112,62 @@ func (c roundTripCheck) CheckState(_ context.Context, req statecheck.CheckStateR
 		resp.Error = fmt.Errorf("%s: not in the state", c.address)
 		return
 	}
-	raw, ok := req.State.Values.RootModule.Resources[idx].AttributeValues["volume_context"].(map[string]any)
-	if !ok {
-		resp.Error = fmt.Errorf("%s: volume_context is not a map", c.address)
-		return
-	}
-	vc := make(map[string]string, len(raw))
-	for k, v := range raw {
-		s, ok := v.(string)
-		if !ok {
-			resp.Error = fmt.Errorf("%s: volume_context[%s] is %T, not a string", c.address, k, v)
-			return
-		}
-		vc[k] = s
-	}
-	got, err := nvme.ParseVolumeContext(vc)
+	got, err := volumeContextsOf(req.State.Values.RootModule.Resources[idx].AttributeValues[attrVolumeContexts])
 	if err != nil {
-		resp.Error = fmt.Errorf("%s: the plugin would reject volume_context %v: %w", c.address, vc, err)
+		resp.Error = fmt.Errorf("%s: %w", c.address, err)
 		return
 	}
-	if !reflect.DeepEqual(got, c.want) {
-		resp.Error = fmt.Errorf("%s: volume_context parses to\n%s\nwant\n%s", c.address, describe(got), describe(c.want))
-		return
+	resp.Error = checkVolumeContexts(got, c.want)
+}
+
+// volumeContextsOf reads volume_contexts as decoded from terraform's JSON.
+func volumeContextsOf(raw any) (map[string]map[string]string, error) {
+	byName, ok := raw.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("volume_contexts is %T, not a map", raw)
 	}
-	if canonical := got.ToVolumeContext(); !reflect.DeepEqual(canonical, vc) {
-		resp.Error = fmt.Errorf("%s: volume_context %v is not canonical; the core renders %v", c.address, vc, canonical)
+	out := make(map[string]map[string]string, len(byName))
+	for name, ctx := range byName {
+		m, ok := ctx.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("volume_contexts[%s] is %T, not a map", name, ctx)
+		}
+		vc := make(map[string]string, len(m))
+		for k, v := range m {
+			s, ok := v.(string)
+			if !ok {
+				return nil, fmt.Errorf("volume_contexts[%s][%s] is %T, not a string", name, k, v)
+			}
+			vc[k] = s
+		}
+		out[name] = vc
 	}
+	return out, nil
+}
+
+// checkVolumeContexts compares volume contexts with the volumes they must
+// parse to, by name.
+func checkVolumeContexts(got map[string]map[string]string, want map[string]nvme.Volume) error {
+	if len(got) != len(want) {
+		return fmt.Errorf("volume_contexts has the namespaces %v, want %d of them", slices.Sorted(maps.Keys(got)), len(want))
+	}
+	for name, w := range want {
+		vc, ok := got[name]
+		if !ok {
+			return fmt.Errorf("volume_contexts lacks %q", name)
+		}
+		vol, err := nvme.ParseVolumeContext(vc)
+		if err != nil {
+			return fmt.Errorf("the plugin would reject volume_contexts[%q] %v: %w", name, vc, err)
+		}
+		if !reflect.DeepEqual(vol, w) {
+			return fmt.Errorf("volume_contexts[%q] parses to\n%s\nwant\n%s", name, describe(vol), describe(w))
+		}
+		if canonical := vol.ToVolumeContext(); !reflect.DeepEqual(canonical, vc) {
+			return fmt.Errorf("volume_contexts[%q] %v is not canonical; the core renders %v", name, vc, canonical)
+		}
+	}
+	return nil
 }
 
 // describe prints a volume with its optional settings dereferenced.
@@ -148,13 +179,13 @@ func describe(v nvme.Volume) string {
 		return fmt.Sprint(*p)
 	}
 	c := v.Config
-	return fmt.Sprintf("target %+v namespace %+v ctrl_loss_tmo=%d reconnect_delay=%d keep_alive_tmo=%s fast_io_fail_tmo=%s nr_io_queues=%s queue_size=%s tos=%s hdr_digest=%t data_digest=%t",
-		v.Target, v.Namespace, c.CtrlLossTmo, c.ReconnectDelay, deref(c.KeepAliveTmo), deref(c.FastIOFailTmo),
+	return fmt.Sprintf("format_policy=%q target %+v namespace %+v ctrl_loss_tmo=%d reconnect_delay=%d keep_alive_tmo=%s fast_io_fail_tmo=%s nr_io_queues=%s queue_size=%s tos=%s hdr_digest=%t data_digest=%t",
+		v.FormatPolicy, v.Target, v.Namespace, c.CtrlLossTmo, c.ReconnectDelay, deref(c.KeepAliveTmo), deref(c.FastIOFailTmo),
 		deref(c.NrIOQueues), deref(c.QueueSize), deref(c.TOS), c.HdrDigest, c.DataDigest)
 }
 
-// testVolume is the volume of the minimal test connection with the
-// plugin's defaults; tests adjust it to what they configure.
+// testVolume is the volume of the minimal test connection's namespace
+// with the plugin's defaults; tests adjust it to what they configure.
 func testVolume(adjust func(*nvme.Volume)) nvme.Volume {
 	v := nvme.Volume{
 		Target:    nvme.Target{Transport: nvme.TransportTCP, TrAddr: testAddr, TrSvcID: nvme.DefaultTrSvcID, NQN: testNQN},

@@ -2,10 +2,10 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 
-	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-go/tftypes"
 )
@@ -23,10 +23,7 @@ type planHarness struct {
 func newPlanHarness(tb testing.TB, providerBlock map[string]tftypes.Value) *planHarness {
 	tb.Helper()
 	ctx := context.Background()
-	server, err := providerserver.NewProtocol6WithError(New("bench")())()
-	if err != nil {
-		tb.Fatal(err)
-	}
+	server := NewServer("bench")()
 	schemas, err := server.GetProviderSchema(ctx, &tfprotov6.GetProviderSchemaRequest{})
 	if err != nil {
 		tb.Fatal(err)
@@ -119,7 +116,7 @@ func (h *planHarness) plan(tb testing.TB, req *tfprotov6.PlanResourceChangeReque
 	return resp, planned
 }
 
-// benchProviderBlock is provider/bench/plan.sh's provider block.
+// benchProviderBlock is test/providerbench/plan.sh's provider block.
 func benchProviderBlock() map[string]tftypes.Value {
 	defaultsType := tftypes.Object{AttributeTypes: map[string]tftypes.Type{
 		"ctrl_loss_tmo": tftypes.Number, "reconnect_delay": tftypes.Number,
@@ -133,78 +130,101 @@ func benchProviderBlock() map[string]tftypes.Value {
 	}
 }
 
-// benchConfig is one nvme_connection of provider/bench/plan.sh.
-func (h *planHarness) benchConfig(nsid int) tftypes.Value {
-	return objectValue(h.resourceType, map[string]tftypes.Value{
-		"traddr":         tftypes.NewValue(tftypes.String, "192.0.2.10"),
-		"subsystem_nqn":  tftypes.NewValue(tftypes.String, "nqn.2014-08.org.example:bench"),
-		"nsid":           tftypes.NewValue(tftypes.Number, nsid),
-		"keep_alive_tmo": tftypes.NewValue(tftypes.Number, 30),
-	})
+// namespacesValue is a namespaces map of n entries vol0.. with nsid 1...
+func (h *planHarness) namespacesValue(n int) tftypes.Value {
+	mapType, ok := h.resourceType.AttributeTypes[attrNamespaces].(tftypes.Map)
+	if !ok {
+		panic("namespaces is not a map")
+	}
+	entryType, ok := mapType.ElementType.(tftypes.Object)
+	if !ok {
+		panic("a namespace is not an object")
+	}
+	entries := make(map[string]tftypes.Value, n)
+	for i := range n {
+		entries[fmt.Sprintf("vol%d", i)] = objectValue(entryType, map[string]tftypes.Value{"nsid": tftypes.NewValue(tftypes.Number, i+1)})
+	}
+	return tftypes.NewValue(mapType, entries)
+}
+
+// config is an nvme_connection configuration of test/providerbench/plan.sh
+// with n namespaces, and attrs set over it.
+func (h *planHarness) config(n int, attrs map[string]tftypes.Value) tftypes.Value {
+	vals := map[string]tftypes.Value{
+		"traddr":        tftypes.NewValue(tftypes.String, "192.0.2.10"),
+		"subsystem_nqn": tftypes.NewValue(tftypes.String, "nqn.2014-08.org.example:bench"),
+		attrNamespaces:  h.namespacesValue(n),
+	}
+	for k, v := range attrs {
+		vals[k] = v
+	}
+	return objectValue(h.resourceType, vals)
 }
 
 // BenchmarkPlanResourceChange is the provider's share of planning one
-// nvme_connection of provider/bench/plan.sh: a create, and an in-place
-// update of an existing one.
+// nvme_connection of test/providerbench/plan.sh, with 1 and with 500
+// namespaces: a create, and an in-place update of an existing one.
 func BenchmarkPlanResourceChange(b *testing.B) {
-	h := newPlanHarness(b, benchProviderBlock())
-	config := h.benchConfig(1)
-	create := h.planRequest(b, tftypes.NewValue(h.resourceType, nil), config)
-	_, prior := h.plan(b, create)
-	changed := objectValue(h.resourceType, map[string]tftypes.Value{
-		"traddr":         tftypes.NewValue(tftypes.String, "192.0.2.10"),
-		"subsystem_nqn":  tftypes.NewValue(tftypes.String, "nqn.2014-08.org.example:bench"),
-		"nsid":           tftypes.NewValue(tftypes.Number, 1),
-		"keep_alive_tmo": tftypes.NewValue(tftypes.Number, 60),
-	})
-	update := h.planRequest(b, prior, changed)
-	for _, bc := range []struct {
-		name string
-		req  *tfprotov6.PlanResourceChangeRequest
-	}{{"create", create}, {"update", update}} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				resp, err := h.server.PlanResourceChange(context.Background(), bc.req)
-				if err != nil || len(resp.Diagnostics) > 0 {
-					b.Fatalf("plan: %v %v", err, resp.Diagnostics)
+	for _, n := range []int{1, 500} {
+		h := newPlanHarness(b, benchProviderBlock())
+		create := h.planRequest(b, tftypes.NewValue(h.resourceType, nil), h.config(n, nil))
+		first, prior := h.plan(b, create)
+		update := h.planRequest(b, prior, h.config(n, map[string]tftypes.Value{"keep_alive_tmo": tftypes.NewValue(tftypes.Number, 60)}))
+		// Every call is the same resource again (its claim token in the
+		// private data), as in terraform's two calls for a replacement:
+		// the subsystem claim is checked, not refused.
+		create.PriorPrivate, update.PriorPrivate = first.PlannedPrivate, first.PlannedPrivate
+		for _, bc := range []struct {
+			name string
+			req  *tfprotov6.PlanResourceChangeRequest
+		}{{"create", create}, {"update", update}} {
+			b.Run(fmt.Sprintf("%s/%d", bc.name, n), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					resp, err := h.server.PlanResourceChange(context.Background(), bc.req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, d := range resp.Diagnostics {
+						b.Fatalf("plan: %s: %s", d.Summary, d.Detail)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
-// TestPlanResourceChange_requiresReplace: a change to an identity attribute
-// replaces the resource, any other change is made in place, and a create
-// replaces nothing.
+// TestPlanResourceChange_requiresReplace: a change of the target replaces
+// the resource, any other change is made in place, and a create replaces
+// nothing.
 func TestPlanResourceChange_requiresReplace(t *testing.T) {
 	h := newPlanHarness(t, nil)
 	null := tftypes.NewValue(h.resourceType, nil)
-	_, prior := h.plan(t, h.planRequest(t, null, h.benchConfig(1)))
+	_, prior := h.plan(t, h.planRequest(t, null, h.config(1, nil)))
 	with := func(name string, v tftypes.Value) tftypes.Value {
-		var attrs map[string]tftypes.Value
-		if err := h.benchConfig(1).As(&attrs); err != nil {
-			t.Fatal(err)
-		}
-		attrs[name] = v
-		return tftypes.NewValue(h.resourceType, attrs)
+		return h.config(1, map[string]tftypes.Value{name: v})
 	}
+	// Each case is a plan of its own: a provider configured afresh.
+	str := func(s string) tftypes.Value { return tftypes.NewValue(tftypes.String, s) }
 	tests := []struct {
 		name          string
 		prior, config tftypes.Value
 		want          []string
 	}{
-		{"create", null, h.benchConfig(1), nil},
-		{"unchanged", prior, h.benchConfig(1), nil},
-		{"default written out", prior, with("transport", tftypes.NewValue(tftypes.String, "tcp")), nil},
-		{"in place", prior, with("host_iface", tftypes.NewValue(tftypes.String, "eth0")), nil},
-		{"nsid", prior, h.benchConfig(2), []string{"nsid"}},
+		{"create", null, h.config(1, nil), nil},
+		{"unchanged", prior, h.config(1, nil), nil},
+		{"default written out", prior, with("transport", str("tcp")), nil},
+		{"in place", prior, with("host_iface", str("eth0")), nil},
+		{"namespace added", prior, h.config(2, nil), nil},
+		{"address spelled otherwise", prior, with("traddr", str("::ffff:192.0.2.10")), nil},
+		{"traddr", prior, with("traddr", str("192.0.2.11")), []string{"traddr"}},
 		{"traddr unknown", prior, with("traddr", tftypes.NewValue(tftypes.String, tftypes.UnknownValue)), []string{"traddr"}},
-		{"trsvcid", prior, with("trsvcid", tftypes.NewValue(tftypes.String, "4421")), []string{"trsvcid"}},
-		{"namespace_uuid", prior, with("namespace_uuid", tftypes.NewValue(tftypes.String, "0e3f7c2a-51b4-4d8e-9a6c-2b7d1e4f8a90")), []string{"namespace_uuid"}},
+		{"trsvcid", prior, with("trsvcid", str("4421")), []string{"trsvcid"}},
+		{"subsystem_nqn", prior, with("subsystem_nqn", str("nqn.2014-08.org.example:other")), []string{"subsystem_nqn"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			h := newPlanHarness(t, nil)
 			resp, _ := h.plan(t, h.planRequest(t, tt.prior, tt.config))
 			for _, d := range resp.Diagnostics {
 				t.Fatalf("%s: %s", d.Summary, d.Detail)
@@ -221,5 +241,35 @@ func TestPlanResourceChange_requiresReplace(t *testing.T) {
 				t.Fatalf("requires replace %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// TestPlanResourceChange_replaceIsPlannedTwice follows terraform's two
+// calls for a resource it replaces (the second with a null prior state and
+// the first call's private data) and its one call for every other
+// resource: the replaced resource keeps its claim, a resource that comes
+// second to a claimed subsystem is refused, and a new plan (Configure)
+// starts from no claims.
+func TestPlanResourceChange_replaceIsPlannedTwice(t *testing.T) {
+	h := newPlanHarness(t, nil)
+	null := tftypes.NewValue(h.resourceType, nil)
+	_, prior := h.plan(t, h.planRequest(t, null, h.config(1, nil)))
+	h = newPlanHarness(t, nil) // the next plan
+
+	moved := h.config(1, map[string]tftypes.Value{"trsvcid": tftypes.NewValue(tftypes.String, "4421")})
+	first, _ := h.plan(t, h.planRequest(t, prior, moved))
+	if len(first.Diagnostics) > 0 || len(first.RequiresReplace) == 0 {
+		t.Fatalf("first call: %v, replace %v", first.Diagnostics, first.RequiresReplace)
+	}
+	second := h.planRequest(t, null, moved)
+	second.PriorPrivate = first.PlannedPrivate
+	if resp, _ := h.plan(t, second); len(resp.Diagnostics) > 0 {
+		t.Fatalf("the second call of the same replacement was refused: %s", resp.Diagnostics[0].Detail)
+	}
+	// Without the first call's private data it is another resource.
+	other := h.planRequest(t, null, moved)
+	resp, _ := h.plan(t, other)
+	if len(resp.Diagnostics) != 1 || resp.Diagnostics[0].Summary != "Subsystem declared twice" {
+		t.Fatalf("a second connection to the subsystem: %v", resp.Diagnostics)
 	}
 }

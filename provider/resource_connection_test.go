@@ -1,7 +1,10 @@
 package provider
 
 import (
+	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -9,7 +12,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
-	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
@@ -17,42 +19,63 @@ import (
 
 const testResource = "nvme_connection.test"
 
-// connectionConfig is a provider block (may be empty) and one
-// nvme_connection with the minimal settings plus extra attribute lines.
-func connectionConfig(providerBlock string, extra ...string) string {
-	return providerBlock + fmt.Sprintf(`
-resource "nvme_connection" "test" {
-  traddr        = %q
-  subsystem_nqn = %q
-  nsid          = 1
-%s
+// defaultNamespaces is the namespaces map of the minimal test connection.
+const defaultNamespaces = `namespaces = { data = { nsid = 1 } }`
+
+// connection renders an nvme_connection called name with the minimal
+// settings (testAddr, testNQN, one namespace "data" with nsid 1); a line
+// starting with traddr, subsystem_nqn or namespaces replaces the default.
+func connection(name string, lines ...string) string {
+	defaults := []string{`traddr = "` + testAddr + `"`, `subsystem_nqn = "` + testNQN + `"`, defaultNamespaces}
+	var body []string
+	for _, d := range defaults {
+		attr := strings.Fields(d)[0]
+		if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(strings.TrimSpace(l), attr+" ") }) {
+			body = append(body, d)
+		}
+	}
+	body = append(body, lines...)
+	return fmt.Sprintf("resource \"nvme_connection\" %q {\n%s\n}\n", name, indent(body))
 }
-`, testAddr, testNQN, indent(extra))
+
+// connectionConfig is a provider block (may be empty) and the test
+// connection.
+func connectionConfig(providerBlock string, lines ...string) string {
+	return providerBlock + "\n" + connection("test", lines...)
 }
 
 func indent(lines []string) string {
-	for i, l := range lines {
-		lines[i] = "  " + l
+	out := make([]string, 0, len(lines))
+	for _, l := range lines {
+		for _, part := range strings.Split(l, "\n") {
+			out = append(out, "  "+part)
+		}
 	}
-	return strings.Join(lines, "\n")
+	return strings.Join(out, "\n")
 }
 
 func at(name string) tfjsonpath.Path { return tfjsonpath.New(name) }
+
+// one is the wanted volumes of a connection with the single namespace
+// "data".
+func one(v nvme.Volume) map[string]nvme.Volume { return map[string]nvme.Volume{"data": v} }
 
 func TestAccConnection_defaults(t *testing.T) {
 	wantContext := map[string]string{
 		"transport": "tcp", "traddr": testAddr, "trsvcid": "4420", "nqn": testNQN, "nsid": "1",
 		"ctrl_loss_tmo": "-1", "reconnect_delay": "5",
 	}
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6Providers,
 		Steps: []resource.TestStep{{
 			Config: connectionConfig(""),
 			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 				plancheck.ExpectResourceAction(testResource, plancheck.ResourceActionCreate),
-				plancheck.ExpectKnownValue(testResource, at("volume_context"), exactStrings(wantContext)),
-				plancheck.ExpectKnownValue(testResource, at("id"), knownvalue.StringExact("transport=tcp,traddr="+testAddr+",trsvcid=4420,nqn="+testNQN+",nsid=1")),
-				plancheck.ExpectKnownValue(testResource, at("external_id"), knownvalue.StringExact(testNQN+"/nsid:1")),
+				plancheck.ExpectKnownValue(testResource, at("volume_contexts"),
+					knownvalue.MapExact(map[string]knownvalue.Check{"data": exactStrings(wantContext)})),
+				plancheck.ExpectKnownValue(testResource, at("id"), knownvalue.StringExact("transport=tcp,traddr="+testAddr+",trsvcid=4420,nqn="+testNQN)),
+				plancheck.ExpectKnownValue(testResource, at("external_ids"),
+					knownvalue.MapExact(map[string]knownvalue.Check{"data": knownvalue.StringExact(testNQN + "/nsid:1")})),
 				plancheck.ExpectKnownValue(testResource, at("ctrl_loss_tmo"), knownvalue.Int64Exact(-1)),
 				plancheck.ExpectKnownValue(testResource, at("reconnect_delay"), knownvalue.Int64Exact(5)),
 				// Without a host identity there is no option string to show.
@@ -66,7 +89,7 @@ func TestAccConnection_defaults(t *testing.T) {
 				statecheck.ExpectKnownValue(testResource, at("fast_io_fail_tmo"), knownvalue.Null()),
 				statecheck.ExpectKnownValue(testResource, at("hdr_digest"), knownvalue.Bool(false)),
 				statecheck.ExpectKnownValue(testResource, at("data_digest"), knownvalue.Bool(false)),
-				roundTrip(testResource, testVolume(nil)),
+				roundTrip(testResource, one(testVolume(nil))),
 			},
 		}},
 	})
@@ -76,8 +99,6 @@ func TestAccConnection_everySettingWithHost(t *testing.T) {
 	const uuid = "0E3F7C2A-51B4-4D8E-9A6C-2B7D1E4F8A90"
 	const nguid = "3a1c-5e7f-9b2d-4c6e-8a0f-1b3d5e7f9a2c"
 	config := connectionConfig(providerWithHost,
-		`namespace_uuid   = "`+uuid+`"`,
-		`namespace_nguid  = "`+nguid+`"`,
 		`trsvcid          = "4421"`,
 		`host_traddr      = "192.0.2.1"`,
 		`host_iface       = "eth1"`,
@@ -90,6 +111,11 @@ func TestAccConnection_everySettingWithHost(t *testing.T) {
 		`hdr_digest       = true`,
 		`data_digest      = true`,
 		`tos              = 16`,
+		`namespaces = {
+  postgres = { nsid = 1, uuid = "`+uuid+`", format_policy = "never" }
+  uploads  = { nguid = "`+nguid+`", format_policy = "if-no-filesystem" }
+  logs     = { nsid = 3 }
+}`,
 	)
 	lowerUUID, bareNGUID := strings.ToLower(uuid), strings.ReplaceAll(nguid, "-", "")
 	wantOptions := "nqn=" + testNQN + ",transport=tcp,traddr=" + testAddr + ",trsvcid=4421,host_traddr=192.0.2.1,host_iface=eth1," +
@@ -101,28 +127,41 @@ func TestAccConnection_everySettingWithHost(t *testing.T) {
 	for i, a := range wantArgs {
 		argChecks[i] = knownvalue.StringExact(a)
 	}
-	resource.Test(t, resource.TestCase{
+	volume := func(ns nvme.NamespaceSelector, policy nvme.FormatPolicy) nvme.Volume {
+		return testVolume(func(v *nvme.Volume) {
+			v.Target.TrSvcID, v.Target.HostTrAddr, v.Target.HostIface = "4421", "192.0.2.1", "eth1"
+			v.Namespace, v.FormatPolicy = ns, policy
+			v.Config = nvme.ConnectionConfig{
+				CtrlLossTmo: 600, ReconnectDelay: 10, KeepAliveTmo: intPtr(30), FastIOFailTmo: intPtr(60),
+				NrIOQueues: intPtr(4), QueueSize: intPtr(128), TOS: intPtr(16), HdrDigest: true, DataDigest: true,
+			}
+		})
+	}
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6Providers,
 		Steps: []resource.TestStep{{
 			Config: config,
 			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 				plancheck.ExpectKnownValue(testResource, at("fabrics_options"), knownvalue.StringExact(wantOptions)),
 				plancheck.ExpectKnownValue(testResource, at("connect_args"), knownvalue.ListExact(argChecks)),
-				plancheck.ExpectKnownValue(testResource, at("external_id"), knownvalue.StringExact(testNQN+"/uuid:"+lowerUUID)),
-				plancheck.ExpectKnownValue(testResource, at("volume_context").AtMapKey("uuid"), knownvalue.StringExact(lowerUUID)),
-				plancheck.ExpectKnownValue(testResource, at("volume_context").AtMapKey("nguid"), knownvalue.StringExact(bareNGUID)),
+				plancheck.ExpectKnownValue(testResource, at("external_ids"), knownvalue.MapExact(map[string]knownvalue.Check{
+					"postgres": knownvalue.StringExact(testNQN + "/uuid:" + lowerUUID),
+					"uploads":  knownvalue.StringExact(testNQN + "/nguid:" + bareNGUID),
+					"logs":     knownvalue.StringExact(testNQN + "/nsid:3"),
+				})),
+				plancheck.ExpectKnownValue(testResource, at("volume_contexts").AtMapKey("postgres").AtMapKey("uuid"), knownvalue.StringExact(lowerUUID)),
+				plancheck.ExpectKnownValue(testResource, at("volume_contexts").AtMapKey("uploads").AtMapKey("nguid"), knownvalue.StringExact(bareNGUID)),
+				plancheck.ExpectKnownValue(testResource, at("volume_contexts").AtMapKey("postgres").AtMapKey("format_policy"), knownvalue.StringExact("never")),
 			}},
 			ConfigStateChecks: []statecheck.StateCheck{
 				// The attribute keeps what the user wrote; the context is canonical.
-				statecheck.ExpectKnownValue(testResource, at("namespace_uuid"), knownvalue.StringExact(uuid)),
-				roundTrip(testResource, testVolume(func(v *nvme.Volume) {
-					v.Target.TrSvcID, v.Target.HostTrAddr, v.Target.HostIface = "4421", "192.0.2.1", "eth1"
-					v.Namespace.UUID, v.Namespace.NGUID = lowerUUID, bareNGUID
-					v.Config = nvme.ConnectionConfig{
-						CtrlLossTmo: 600, ReconnectDelay: 10, KeepAliveTmo: intPtr(30), FastIOFailTmo: intPtr(60),
-						NrIOQueues: intPtr(4), QueueSize: intPtr(128), TOS: intPtr(16), HdrDigest: true, DataDigest: true,
-					}
-				})),
+				statecheck.ExpectKnownValue(testResource, at("namespaces").AtMapKey("postgres").AtMapKey("uuid"), knownvalue.StringExact(uuid)),
+				roundTrip(testResource, map[string]nvme.Volume{
+					"postgres": volume(nvme.NamespaceSelector{NSID: 1, UUID: lowerUUID}, nvme.FormatNever),
+					"uploads":  volume(nvme.NamespaceSelector{NGUID: bareNGUID}, nvme.FormatIfNoFilesystem),
+					// Unset: the plugin's default, left out of the context.
+					"logs": volume(nvme.NamespaceSelector{NSID: 3}, ""),
+				}),
 			},
 		}},
 	})
@@ -130,7 +169,7 @@ func TestAccConnection_everySettingWithHost(t *testing.T) {
 
 // TestAccConnection_renderingLimits covers the documented cases where the
 // kernel option string or the nvme-cli arguments cannot be rendered: the
-// volume stays valid and the attribute is null.
+// volumes stay valid and the attribute is null.
 func TestAccConnection_renderingLimits(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -139,14 +178,8 @@ func TestAccConnection_renderingLimits(t *testing.T) {
 		wantArgs    knownvalue.Check
 		want        nvme.Volume
 	}{{
-		name: "host name traddr is resolved on the node",
-		config: providerWithHost + `
-resource "nvme_connection" "test" {
-  traddr        = "storage-1.example.internal"
-  subsystem_nqn = "` + testNQN + `"
-  nsid          = 1
-}
-`,
+		name:        "host name traddr is resolved on the node",
+		config:      connectionConfig(providerWithHost, `traddr = "storage-1.example.internal"`),
 		wantOptions: knownvalue.Null(),
 		wantArgs:    knownvalue.Null(),
 		want:        testVolume(func(v *nvme.Volume) { v.Target.TrAddr = "storage-1.example.internal" }),
@@ -159,7 +192,7 @@ resource "nvme_connection" "test" {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resource.Test(t, resource.TestCase{
+			resource.ParallelTest(t, resource.TestCase{
 				ProtoV6ProviderFactories: protoV6Providers,
 				Steps: []resource.TestStep{{
 					Config: tt.config,
@@ -167,77 +200,108 @@ resource "nvme_connection" "test" {
 						plancheck.ExpectKnownValue(testResource, at("fabrics_options"), tt.wantOptions),
 						plancheck.ExpectKnownValue(testResource, at("connect_args"), tt.wantArgs),
 					}},
-					ConfigStateChecks: []statecheck.StateCheck{roundTrip(testResource, tt.want)},
+					ConfigStateChecks: []statecheck.StateCheck{roundTrip(testResource, one(tt.want))},
 				}},
 			})
 		})
 	}
 }
 
+// TestAccConnection_updateInPlaceOrReplace walks one connection through
+// every kind of change: each connection setting and each change of the
+// namespaces map is made in place; a change of the target replaces it.
 func TestAccConnection_updateInPlaceOrReplace(t *testing.T) {
-	step := func(action plancheck.ResourceActionType, want nvme.Volume, extra ...string) resource.TestStep {
-		return resource.TestStep{
-			Config: connectionConfig("", extra...),
-			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-				plancheck.ExpectResourceAction(testResource, action),
-				plancheck.ExpectKnownValue(testResource, at("volume_context"), knownvalue.NotNull()),
-			}},
-			ConfigStateChecks: []statecheck.StateCheck{roundTrip(testResource, want)},
+	type change struct {
+		name   string
+		line   string // a line added to the configuration, or replacing the line of the same attribute
+		action plancheck.ResourceActionType
+		adjust func(map[string]nvme.Volume)
+	}
+	every := func(f func(*nvme.Volume)) func(map[string]nvme.Volume) {
+		return func(vols map[string]nvme.Volume) {
+			for name, v := range vols {
+				f(&v)
+				vols[name] = v
+			}
 		}
 	}
-	type change struct {
-		line   string
-		action plancheck.ResourceActionType
-		adjust func(*nvme.Volume)
-	}
+	update, replace := plancheck.ResourceActionUpdate, plancheck.ResourceActionDestroyBeforeCreate
 	changes := []change{
-		{`ctrl_loss_tmo = 600`, plancheck.ResourceActionUpdate, func(v *nvme.Volume) { v.Config.CtrlLossTmo = 600 }},
-		{`reconnect_delay = 2`, plancheck.ResourceActionUpdate, func(v *nvme.Volume) { v.Config.ReconnectDelay = 2 }},
-		{`keep_alive_tmo = 15`, plancheck.ResourceActionUpdate, func(v *nvme.Volume) { v.Config.KeepAliveTmo = intPtr(15) }},
-		{`fast_io_fail_tmo = 20`, plancheck.ResourceActionUpdate, func(v *nvme.Volume) { v.Config.FastIOFailTmo = intPtr(20) }},
-		{`nr_io_queues = 2`, plancheck.ResourceActionUpdate, func(v *nvme.Volume) { v.Config.NrIOQueues = intPtr(2) }},
-		{`queue_size = 64`, plancheck.ResourceActionUpdate, func(v *nvme.Volume) { v.Config.QueueSize = intPtr(64) }},
-		{`tos = 8`, plancheck.ResourceActionUpdate, func(v *nvme.Volume) { v.Config.TOS = intPtr(8) }},
-		{`hdr_digest = true`, plancheck.ResourceActionUpdate, func(v *nvme.Volume) { v.Config.HdrDigest = true }},
-		{`data_digest = true`, plancheck.ResourceActionUpdate, func(v *nvme.Volume) { v.Config.DataDigest = true }},
-		{`host_traddr = "192.0.2.1"`, plancheck.ResourceActionUpdate, func(v *nvme.Volume) { v.Target.HostTrAddr = "192.0.2.1" }},
-		{`host_iface = "eth0"`, plancheck.ResourceActionUpdate, func(v *nvme.Volume) { v.Target.HostIface = "eth0" }},
-		{`trsvcid = "4421"`, plancheck.ResourceActionDestroyBeforeCreate, func(v *nvme.Volume) { v.Target.TrSvcID = "4421" }},
-		{`namespace_uuid = "0e3f7c2a-51b4-4d8e-9a6c-2b7d1e4f8a90"`, plancheck.ResourceActionDestroyBeforeCreate,
-			func(v *nvme.Volume) { v.Namespace.UUID = "0e3f7c2a-51b4-4d8e-9a6c-2b7d1e4f8a90" }},
-		{`namespace_nguid = "3a1c5e7f9b2d4c6e8a0f1b3d5e7f9a2c"`, plancheck.ResourceActionDestroyBeforeCreate,
-			func(v *nvme.Volume) { v.Namespace.NGUID = "3a1c5e7f9b2d4c6e8a0f1b3d5e7f9a2c" }},
+		{"ctrl_loss_tmo", `ctrl_loss_tmo = 600`, update, every(func(v *nvme.Volume) { v.Config.CtrlLossTmo = 600 })},
+		{"reconnect_delay", `reconnect_delay = 2`, update, every(func(v *nvme.Volume) { v.Config.ReconnectDelay = 2 })},
+		{"keep_alive_tmo", `keep_alive_tmo = 15`, update, every(func(v *nvme.Volume) { v.Config.KeepAliveTmo = intPtr(15) })},
+		{"fast_io_fail_tmo", `fast_io_fail_tmo = 20`, update, every(func(v *nvme.Volume) { v.Config.FastIOFailTmo = intPtr(20) })},
+		{"nr_io_queues", `nr_io_queues = 2`, update, every(func(v *nvme.Volume) { v.Config.NrIOQueues = intPtr(2) })},
+		{"queue_size", `queue_size = 64`, update, every(func(v *nvme.Volume) { v.Config.QueueSize = intPtr(64) })},
+		{"tos", `tos = 8`, update, every(func(v *nvme.Volume) { v.Config.TOS = intPtr(8) })},
+		{"hdr_digest", `hdr_digest = true`, update, every(func(v *nvme.Volume) { v.Config.HdrDigest = true })},
+		{"data_digest", `data_digest = true`, update, every(func(v *nvme.Volume) { v.Config.DataDigest = true })},
+		{"host_traddr", `host_traddr = "192.0.2.1"`, update, every(func(v *nvme.Volume) { v.Target.HostTrAddr = "192.0.2.1" })},
+		{"host_iface", `host_iface = "eth0"`, update, every(func(v *nvme.Volume) { v.Target.HostIface = "eth0" })},
+		{"namespace added", `namespaces = { data = { nsid = 1 }, logs = { nsid = 2 } }`, update, func(vols map[string]nvme.Volume) {
+			v := vols["data"]
+			v.Namespace = nvme.NamespaceSelector{NSID: 2}
+			vols["logs"] = v
+		}},
+		{"namespace verified by uuid", `namespaces = { data = { nsid = 1 }, logs = { nsid = 2, uuid = "0e3f7c2a-51b4-4d8e-9a6c-2b7d1e4f8a90" } }`, update,
+			func(vols map[string]nvme.Volume) {
+				v := vols["logs"]
+				v.Namespace.UUID = "0e3f7c2a-51b4-4d8e-9a6c-2b7d1e4f8a90"
+				vols["logs"] = v
+			}},
+		{"format_policy of one namespace", `namespaces = { data = { nsid = 1, format_policy = "never" }, logs = { nsid = 2, uuid = "0e3f7c2a-51b4-4d8e-9a6c-2b7d1e4f8a90" } }`, update,
+			func(vols map[string]nvme.Volume) {
+				v := vols["data"]
+				v.FormatPolicy = nvme.FormatNever
+				vols["data"] = v
+			}},
+		{"namespace removed", `namespaces = { logs = { nsid = 2, uuid = "0e3f7c2a-51b4-4d8e-9a6c-2b7d1e4f8a90" } }`, update,
+			func(vols map[string]nvme.Volume) { delete(vols, "data") }},
+		{"trsvcid", `trsvcid = "4421"`, replace, every(func(v *nvme.Volume) { v.Target.TrSvcID = "4421" })},
+		{"traddr", `traddr = "2001:db8::10"`, replace, every(func(v *nvme.Volume) { v.Target.TrAddr = "2001:db8::10" })},
+		// The same address spelled otherwise is the same target.
+		{"traddr respelled", `traddr = "2001:DB8:0::10"`, update, every(func(v *nvme.Volume) { v.Target.TrAddr = "2001:DB8:0::10" })},
+		{"subsystem_nqn", `subsystem_nqn = "nqn.2014-08.org.example:vol2"`, replace,
+			every(func(v *nvme.Volume) { v.Target.NQN = "nqn.2014-08.org.example:vol2" })},
 	}
-	steps := []resource.TestStep{step(plancheck.ResourceActionCreate, testVolume(nil))}
+
+	want := one(testVolume(nil))
+	steps := []resource.TestStep{{Config: connectionConfig(""), ConfigStateChecks: []statecheck.StateCheck{roundTrip(testResource, maps.Clone(want))}}}
 	var lines []string
-	var adjustments []func(*nvme.Volume)
 	for _, c := range changes {
+		attr := strings.Fields(c.line)[0]
+		lines = slices.DeleteFunc(lines, func(l string) bool { return strings.Fields(l)[0] == attr })
 		lines = append(lines, c.line)
-		adjustments = append(adjustments, c.adjust)
-		want := testVolume(func(v *nvme.Volume) {
-			for _, a := range adjustments {
-				a(v)
-			}
+		c.adjust(want)
+		snapshot := maps.Clone(want)
+		steps = append(steps, resource.TestStep{
+			Config: connectionConfig("", lines...),
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				namedCheck(c.name, plancheck.ExpectResourceAction(testResource, c.action)),
+				plancheck.ExpectKnownValue(testResource, at("volume_contexts"), knownvalue.NotNull()),
+			}},
+			ConfigStateChecks: []statecheck.StateCheck{roundTrip(testResource, snapshot)},
 		})
-		steps = append(steps, step(c.action, want, lines...))
 	}
-	// The identity attributes set in connectionConfig itself.
-	replaceIn := func(old, replacement string, adjust func(*nvme.Volume)) resource.TestStep {
-		s := step(plancheck.ResourceActionDestroyBeforeCreate, testVolume(func(v *nvme.Volume) {
-			for _, a := range adjustments {
-				a(v)
-			}
-			adjust(v)
-		}), lines...)
-		s.Config = strings.Replace(s.Config, old, replacement, 1)
-		return s
+	resource.ParallelTest(t, resource.TestCase{ProtoV6ProviderFactories: protoV6Providers, Steps: steps})
+}
+
+// namedCheck prefixes a plan check's failure with the name of the change
+// it checks, so a long walk of steps says which one failed.
+func namedCheck(name string, check plancheck.PlanCheck) plancheck.PlanCheck {
+	return namedPlanCheck{name: name, check: check}
+}
+
+type namedPlanCheck struct {
+	name  string
+	check plancheck.PlanCheck
+}
+
+func (c namedPlanCheck) CheckPlan(ctx context.Context, req plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
+	c.check.CheckPlan(ctx, req, resp)
+	if resp.Error != nil {
+		resp.Error = fmt.Errorf("%s: %w", c.name, resp.Error)
 	}
-	steps = append(steps,
-		replaceIn(`nsid          = 1`, `nsid          = 2`, func(v *nvme.Volume) { v.Namespace.NSID = 2 }),
-		replaceIn(testAddr, "192.0.2.20", func(v *nvme.Volume) { v.Target.TrAddr = "192.0.2.20" }),
-		replaceIn(testNQN, "nqn.2014-08.org.example:vol2", func(v *nvme.Volume) { v.Target.NQN = "nqn.2014-08.org.example:vol2" }),
-	)
-	resource.Test(t, resource.TestCase{ProtoV6ProviderFactories: protoV6Providers, Steps: steps})
 }
 
 func TestAccConnection_providerDefaults(t *testing.T) {
@@ -253,118 +317,44 @@ provider "nvme" {
 }
 `, ctrlLossTmo)
 	}
-	resources := `
-resource "nvme_connection" "inherits" {
-  traddr        = "` + testAddr + `"
-  subsystem_nqn = "` + testNQN + `"
-  nsid          = 1
-}
-
-resource "nvme_connection" "overrides" {
-  traddr           = "` + testAddr + `"
-  subsystem_nqn    = "` + testNQN + `"
-  nsid             = 2
-  ctrl_loss_tmo    = -1
-  reconnect_delay  = 3
-  fast_io_fail_tmo = -1
-}
-`
+	resources := connection("inherits") + connection("overrides",
+		`subsystem_nqn    = "nqn.2014-08.org.example:vol2"`,
+		`ctrl_loss_tmo    = -1`,
+		`reconnect_delay  = 3`,
+		`fast_io_fail_tmo = -1`,
+	)
 	const inherits, overrides = "nvme_connection.inherits", "nvme_connection.overrides"
-	inherited := func(ctrlLossTmo int) nvme.Volume {
-		return testVolume(func(v *nvme.Volume) {
+	inherited := func(ctrlLossTmo int) map[string]nvme.Volume {
+		return one(testVolume(func(v *nvme.Volume) {
 			v.Config = nvme.ConnectionConfig{CtrlLossTmo: ctrlLossTmo, ReconnectDelay: 10, KeepAliveTmo: intPtr(30), FastIOFailTmo: intPtr(60)}
-		})
+		}))
 	}
-	overridden := testVolume(func(v *nvme.Volume) {
-		v.Namespace.NSID = 2
+	overridden := one(testVolume(func(v *nvme.Volume) {
+		v.Target.NQN = "nqn.2014-08.org.example:vol2"
 		// keep_alive_tmo is not set on the resource: the default still applies.
 		v.Config = nvme.ConnectionConfig{CtrlLossTmo: -1, ReconnectDelay: 3, KeepAliveTmo: intPtr(30), FastIOFailTmo: intPtr(-1)}
-	})
-	resource.Test(t, resource.TestCase{
+	}))
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6Providers,
 		Steps: []resource.TestStep{{
 			Config: providerBlock(600) + resources,
 			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 				plancheck.ExpectKnownValue(inherits, at("ctrl_loss_tmo"), knownvalue.Int64Exact(600)),
-				plancheck.ExpectKnownValue(inherits, at("volume_context").AtMapKey("reconnect_delay"), knownvalue.StringExact("10")),
+				plancheck.ExpectKnownValue(inherits, at("volume_contexts").AtMapKey("data").AtMapKey("reconnect_delay"), knownvalue.StringExact("10")),
 				plancheck.ExpectKnownValue(overrides, at("ctrl_loss_tmo"), knownvalue.Int64Exact(-1)),
 				plancheck.ExpectKnownValue(overrides, at("keep_alive_tmo"), knownvalue.Int64Exact(30)),
 			}},
 			ConfigStateChecks: []statecheck.StateCheck{roundTrip(inherits, inherited(600)), roundTrip(overrides, overridden)},
 		}, {
-			// A new fleet policy updates the resources that inherit it, in
+			// A new fleet policy updates the connections that inherit it, in
 			// place, and leaves the ones that set their own alone.
 			Config: providerBlock(1200) + resources,
 			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 				plancheck.ExpectResourceAction(inherits, plancheck.ResourceActionUpdate),
 				plancheck.ExpectResourceAction(overrides, plancheck.ResourceActionNoop),
-				plancheck.ExpectKnownValue(inherits, at("volume_context").AtMapKey("ctrl_loss_tmo"), knownvalue.StringExact("1200")),
+				plancheck.ExpectKnownValue(inherits, at("volume_contexts").AtMapKey("data").AtMapKey("ctrl_loss_tmo"), knownvalue.StringExact("1200")),
 			}},
 			ConfigStateChecks: []statecheck.StateCheck{roundTrip(inherits, inherited(1200)), roundTrip(overrides, overridden)},
 		}},
-	})
-}
-
-func TestAccConnection_import(t *testing.T) {
-	// The whole volume context as an import id: what a user copies from a
-	// Nomad volume's context.
-	fromVolumeContext := func(s *terraform.State) (string, error) {
-		rs, ok := s.RootModule().Resources[testResource]
-		if !ok {
-			return "", fmt.Errorf("%s not in the state", testResource)
-		}
-		var pairs []string
-		for _, k := range nvme.VolumeContextKeys() {
-			if v, ok := rs.Primary.Attributes["volume_context."+k]; ok {
-				pairs = append(pairs, k+"="+v)
-			}
-		}
-		return strings.Join(pairs, ","), nil
-	}
-	tuned := connectionConfig(providerWithHost, `ctrl_loss_tmo = 600`, `keep_alive_tmo = 30`, `hdr_digest = true`,
-		`namespace_uuid = "0e3f7c2a-51b4-4d8e-9a6c-2b7d1e4f8a90"`)
-	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: protoV6Providers,
-		Steps: []resource.TestStep{
-			{Config: connectionConfig(providerWithHost)},
-			{
-				// The resource's own id imports it back.
-				ResourceName:      testResource,
-				ImportState:       true,
-				ImportStateVerify: true,
-			},
-			{Config: tuned},
-			{
-				ResourceName:      testResource,
-				ImportState:       true,
-				ImportStateIdFunc: fromVolumeContext,
-				ImportStateVerify: true,
-			},
-			{
-				// camelCase aliases are read as the plugin reads them.
-				ResourceName:      testResource,
-				ImportState:       true,
-				ImportStateId:     "traddr=" + testAddr + ",nqn=" + testNQN + ",nsid=1,uuid=0e3f7c2a-51b4-4d8e-9a6c-2b7d1e4f8a90,ctrlLossTmo=600,keepAliveTmo=30,hdrDigest=true",
-				ImportStateVerify: true,
-			},
-			{
-				ResourceName:  testResource,
-				ImportState:   true,
-				ImportStateId: "traddr=" + testAddr + ",nqn=" + testNQN + ",nsid=0",
-				ExpectError:   coreError(t, baseContext(map[string]string{"nsid": "0"}), nvme.KeyNSID),
-			},
-			{
-				ResourceName:  testResource,
-				ImportState:   true,
-				ImportStateId: "traddr=" + testAddr + ",nqn=" + testNQN + ",nsid=1,ctrl_los_tmo=5",
-				ExpectError:   coreError(t, baseContext(map[string]string{"ctrl_los_tmo": "5"}), "ctrl_los_tmo"),
-			},
-			{
-				ResourceName:  testResource,
-				ImportState:   true,
-				ImportStateId: testNQN,
-				ExpectError:   looseText(errImportID.Error()),
-			},
-		},
 	})
 }

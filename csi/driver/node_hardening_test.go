@@ -89,7 +89,11 @@ func TestConcurrentBlockAndFileSystemStagesOfOneNamespace(t *testing.T) {
 	go func() {
 		done <- e.stageAt("fs-view", testNQN, "1", e.path("staging", "fs-view"), mountCap("ext4", rwo), nil)
 	}()
-	<-gate.entered // the file-system stage is deciding whether the device is blank
+	select {
+	case <-gate.entered: // the file-system stage is deciding whether the device is blank
+	case err := <-done:
+		t.Fatalf("the file-system stage ended before it ran blkid: %v", err)
+	}
 	blockErr := e.stageAt("raw-view", testNQN, "1", e.path("staging", "raw-view"), blockCap(), nil)
 	close(gate.release)
 	fsErr := <-done
@@ -260,7 +264,13 @@ func TestStageBoundedWhileTheDeviceHangs(t *testing.T) {
 			done <- e.stageAt("vol", testNQN, "1", e.path("staging", "vol"), mountCap("ext4", rwo), never)
 		}()
 		t.Cleanup(func() { close(gate.release); <-done })
-		<-gate.entered
+		select {
+		case <-gate.entered:
+		case err := <-done:
+			// On a loaded machine the bound may end before blkid: the
+			// stage still returned within it, saying why.
+			done <- err
+		}
 		select {
 		case err := <-done:
 			done <- err

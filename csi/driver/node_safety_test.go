@@ -554,3 +554,25 @@ func TestInterruptedFormatIsFinishedAfterAKill(t *testing.T) {
 		t.Errorf("mkfs ran %d times, want 2", n)
 	}
 }
+
+// 4. A stage that fails after its record was written (mkfs fails) takes
+// the record back: nothing counts it as staged afterwards.
+func TestFailedMkfsLeavesNoRecord(t *testing.T) {
+	e := newEnv(t)
+	e.exec.FailTool("mkfs.ext4", 1)
+	if err := e.stageAt("vol", testNQN, "1", e.path("staging", "vol"), mountCap("ext4", rwo), nil); err == nil {
+		t.Fatal("staged with a failing mkfs")
+	}
+	entries, err := os.ReadDir(e.path("state", "volumes"))
+	if err != nil || len(entries) != 0 {
+		t.Fatalf("stage records after a failed mkfs: %v, %v", entries, err)
+	}
+	if n := e.controllers(); n != 0 {
+		t.Errorf("%d controllers after a failed stage", n)
+	}
+	// A sibling with other settings may stage: the failed one uses nothing.
+	e.exec.FailTool("mkfs.ext4", 0)
+	if err := e.stageAt("other", testNQN, "2", e.path("staging", "other"), mountCap("ext4", rwo), map[string]string{"ctrl_loss_tmo": "60"}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,6 +1,6 @@
 # An NVMe/TCP namespace as a Nomad CSI volume: `nomad volume register volume.hcl`.
-# With Terraform, nvme_connection's volume_context and external_id fill in the
-# same fields (see ../terraform).
+# With Terraform, nvme_connection's volume_contexts and external_ids fill in the
+# same fields, one volume per namespace (see ../terraform).
 
 id          = "pg-data"
 name        = "pg-data"

@@ -4,7 +4,7 @@
 
 provider "nvme" {
   # One place for the fleet's policy: every nvme_connection that does not
-  # set a value of its own gets these.
+  # set a value of its own gets these, for all its namespaces.
   defaults {
     ctrl_loss_tmo    = -1 # reconnect forever: a blip never turns a filesystem read-only
     reconnect_delay  = 5

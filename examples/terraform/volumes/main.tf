@@ -1,5 +1,9 @@
-# Two namespaces of one subsystem. Reconnection settings come from the
-# provider's defaults block unless a volume sets its own.
+# The volumes: namespaces of two subsystems on one target.
+#
+# One nvme_connection per subsystem. The Linux kernel keeps one controller
+# per host and subsystem, with one set of connection settings, so those
+# settings are declared once per connection, for all its namespaces. A
+# volume that needs other settings lives in another subsystem on the target.
 
 terraform {
   required_providers {
@@ -14,34 +18,48 @@ variable "target_address" {
   type        = string
 }
 
-resource "nvme_connection" "postgres" {
-  traddr         = var.target_address
-  subsystem_nqn  = "nqn.2014-08.org.example:fleet"
-  nsid           = 1
-  namespace_uuid = "0e3f7c2a-51b4-4d8e-9a6c-2b7d1e4f8a90"
+# A database would rather wait for the target than see I/O errors, so its
+# subsystem keeps I/O queued for as long as the kernel reconnects.
+resource "nvme_connection" "databases" {
+  traddr        = var.target_address
+  subsystem_nqn = "nqn.2014-08.org.example:databases"
 
-  # A database would rather wait for the target than see I/O errors.
   fast_io_fail_tmo = -1
+
+  namespaces = {
+    postgres = { nsid = 1, uuid = "0e3f7c2a-51b4-4d8e-9a6c-2b7d1e4f8a90" }
+  }
 }
 
-resource "nvme_connection" "uploads" {
+# Everything else follows the fleet's policy from the provider block.
+resource "nvme_connection" "fleet" {
   traddr        = var.target_address
   subsystem_nqn = "nqn.2014-08.org.example:fleet"
-  nsid          = 2
+
+  namespaces = {
+    uploads = { nsid = 1 }
+    logs    = { nsid = 2 }
+  }
+}
+
+locals {
+  connections = [nvme_connection.databases, nvme_connection.fleet]
+  # Names become Nomad volume ids: merge() would silently keep only one of
+  # two namespaces of the same name, so the outputs check there are none.
+  names = flatten([for c in local.connections : keys(c.namespaces)])
 }
 
 output "volume_contexts" {
   description = "Volume contexts by volume name."
-  value = {
-    postgres = nvme_connection.postgres.volume_context
-    uploads  = nvme_connection.uploads.volume_context
+  value       = merge([for c in local.connections : c.volume_contexts]...)
+
+  precondition {
+    condition     = length(distinct(local.names)) == length(local.names)
+    error_message = "Two connections have a namespace of the same name; names become Nomad volume ids and must be unique."
   }
 }
 
 output "external_ids" {
   description = "External ids by volume name."
-  value = {
-    postgres = nvme_connection.postgres.external_id
-    uploads  = nvme_connection.uploads.external_id
-  }
+  value       = merge([for c in local.connections : c.external_ids]...)
 }

@@ -3,12 +3,11 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"log"
 	"os"
 
-	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6/tf6server"
 
 	"github.com/nvmeof/nvmeof/provider"
 )
@@ -21,12 +20,11 @@ func main() {
 		log.Fatal(err)
 	}
 
-	opts := providerserver.ServeOpts{
-		Address:         provider.Address,
-		Debug:           debug,
-		ProtocolVersion: 6,
+	var opts []tf6server.ServeOpt
+	if debug {
+		opts = append(opts, tf6server.WithManagedDebug())
 	}
-	if err := providerserver.Serve(context.Background(), provider.New(provider.VersionFromBuildInfo()), opts); err != nil {
+	if err := tf6server.Serve(provider.Address, provider.NewServer(provider.VersionFromBuildInfo()), opts...); err != nil {
 		log.Fatal(err)
 	}
 }

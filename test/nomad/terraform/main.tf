@@ -19,16 +19,18 @@ provider "nvme" {
 
 # nqn.2026-01.io.nvmeof.lab:two in the lab VM (test/lab/labtarget).
 resource "nvme_connection" "lab" {
-  traddr         = "127.0.0.1"
-  subsystem_nqn  = "nqn.2026-01.io.nvmeof.lab:two"
-  nsid           = 1
-  namespace_uuid = "33333333-3333-4333-8333-333333333333"
+  traddr        = "127.0.0.1"
+  subsystem_nqn = "nqn.2026-01.io.nvmeof.lab:two"
+
+  namespaces = {
+    lab = { nsid = 1, uuid = "33333333-3333-4333-8333-333333333333" }
+  }
 }
 
 output "volume_context" {
-  value = nvme_connection.lab.volume_context
+  value = nvme_connection.lab.volume_contexts["lab"]
 }
 
 output "external_id" {
-  value = nvme_connection.lab.external_id
+  value = nvme_connection.lab.external_ids["lab"]
 }

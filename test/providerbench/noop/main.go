@@ -1,9 +1,11 @@
-// Command noop serves a provider whose one resource, noop_thing, takes two
-// inputs and does nothing else: no defaults, no plan modifiers, no
-// ModifyPlan. provider/bench/plan.sh plans it beside nvme_connection and
-// terraform_data to show what any out-of-process framework provider costs per
-// resource (plugin start, gRPC, msgpack), which no change to the nvme
-// provider can remove. It is a bench tool, never shipped.
+// Command noop serves a provider whose one resource, noop_thing, takes the
+// inputs the benchmark gives nvme_connection (an address, an NQN and a map
+// of namespaces) and does nothing else: no defaults, no plan modifiers, no
+// ModifyPlan, no computed attributes. test/providerbench/plan.sh plans it
+// beside nvme_connection and terraform_data to show what any out-of-process
+// framework provider costs for the same configuration (plugin start, gRPC,
+// msgpack, the framework's own walks), which no change to the nvme provider
+// can remove. It is a bench tool, never shipped.
 package main
 
 import (
@@ -47,8 +49,11 @@ func (noopThing) Metadata(_ context.Context, req resource.MetadataRequest, resp 
 
 func (noopThing) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	resp.Schema = schema.Schema{Attributes: map[string]schema.Attribute{
-		"traddr": schema.StringAttribute{Required: true},
-		"nsid":   schema.Int64Attribute{Required: true},
+		"traddr":        schema.StringAttribute{Required: true},
+		"subsystem_nqn": schema.StringAttribute{Optional: true},
+		"namespaces": schema.MapNestedAttribute{Optional: true, NestedObject: schema.NestedAttributeObject{
+			Attributes: map[string]schema.Attribute{"nsid": schema.Int64Attribute{Optional: true}},
+		}},
 	}}
 }
 

@@ -1,16 +1,15 @@
 // Command profiled serves the nvme provider like terraform-provider-nvme and
 // writes a CPU profile of its whole life to $NVME_CPU_PROFILE, to see where
-// a real `terraform plan` spends the provider's time (provider/bench/plan.sh
+// a real `terraform plan` spends the provider's time (test/providerbench/plan.sh
 // with PROFILE=1). It is a bench tool, never shipped.
 package main
 
 import (
-	"context"
 	"log"
 	"os"
 	"runtime/pprof"
 
-	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6/tf6server"
 
 	"github.com/nvmeof/nvmeof/provider"
 )
@@ -32,8 +31,7 @@ func main() {
 			_ = f.Close()
 		}()
 	}
-	opts := providerserver.ServeOpts{Address: provider.Address, ProtocolVersion: 6}
-	if err := providerserver.Serve(context.Background(), provider.New("bench"), opts); err != nil {
+	if err := tf6server.Serve(provider.Address, provider.NewServer("bench")); err != nil {
 		log.Print(err)
 	}
 }
