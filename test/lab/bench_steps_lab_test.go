@@ -195,9 +195,10 @@ func dropCachesQuiet() {
 // TestFileSystemToolCosts times what a stage of a formatted volume used to
 // run and no longer runs when the superblock probe settles it: blkid (once
 // in the plugin's own check, once more in mount-utils) and fsck -a (the
-// fsck front end, then fsck.ext4 or fsck.xfs), against the mount(2) itself,
-// for ext4 and xfs (LAB-TOOL lines, medians). fsck.xfs does nothing: xfs
-// checks itself at mount, and its fsck is a shell script that exits 0.
+// fsck front end, which runs fsck.ext4 or fsck.xfs: two process starts),
+// against the mount(2) itself, for ext4 and xfs (LAB-TOOL lines, medians).
+// fsck.xfs checks nothing: xfs checks itself at mount, and its fsck is a
+// shell script that exits 0.
 func TestFileSystemToolCosts(t *testing.T) {
 	const n = 7
 	tests := []struct {
