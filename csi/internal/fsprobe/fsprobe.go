@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 )
 
@@ -59,26 +60,29 @@ type Result struct {
 // (md 0.90 and 1.0 RAID members, DDF and Intel firmware RAID), and that is
 // read.
 func Probe(dev io.ReaderAt, size int64, now time.Time) (Result, error) {
-	head, err := readAt(dev, 0, min(headSize, size))
-	if err != nil {
-		return Result{}, fmt.Errorf("read the first %d bytes: %w", len(head), err)
+	// The three reads go out together: over a network each costs a round
+	// trip, and the device answers them side by side. The end is read
+	// even when the start shows no file system; it is a few KiB.
+	tailStart := max(size-tailSize, 0)
+	md090At := md090Offset(size)
+	var head, tail, md090 []byte
+	var headErr, tailErr, mdErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { head, headErr = readAt(dev, 0, min(headSize, size)) })
+	wg.Go(func() { tail, tailErr = readAt(dev, tailStart, size-tailStart) })
+	if md090At >= 0 && md090At < tailStart {
+		wg.Go(func() { md090, mdErr = readAt(dev, md090At, 4) })
+	}
+	wg.Wait()
+	if err := errors.Join(headErr, tailErr, mdErr); err != nil {
+		return Result{}, fmt.Errorf("read the superblock's and the RAID metadata's places: %w", err)
 	}
 	r := probeHead(head, now)
 	if r.FSType == "" {
 		return r, nil
 	}
-	tailStart := max(size-tailSize, 0)
-	tail, err := readAt(dev, tailStart, size-tailStart)
-	if err != nil {
-		return Result{}, fmt.Errorf("read the last %d bytes: %w", size-tailStart, err)
-	}
-	var md090 []byte
-	if off := md090Offset(size); off >= 0 && off < tailStart {
-		if md090, err = readAt(dev, off, 4); err != nil {
-			return Result{}, fmt.Errorf("read md 0.90's place: %w", err)
-		}
-	} else if off >= tailStart {
-		md090 = tail[off-tailStart:]
+	if md090At >= tailStart {
+		md090 = tail[md090At-tailStart:]
 	}
 	if other := foreignAtTheEnd(tail, size, md090); other != "" {
 		return Result{Why: other + " found: blkid decides"}, nil

