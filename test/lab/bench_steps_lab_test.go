@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/hashicorp/go-hclog"
 	mount "k8s.io/mount-utils"
 
@@ -42,6 +43,8 @@ func TestAttachStepCosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A plugin that only answers Probe: the other process a call goes to.
+	other := startPluginArgs(t, "", "--log-level=info")
 	stateDir := t.TempDir()
 	subs, err := filepath.Glob("/sys/class/nvme-subsystem/*/" + ctrl.Name)
 	if err != nil || len(subs) != 1 {
@@ -70,6 +73,14 @@ func TestAttachStepCosts(t *testing.T) {
 			_, err := driver.ProcMountTable{Path: "/proc/self/mountinfo", DevDir: "/dev"}.Mounts()
 			return err
 		}, nil},
+		{"driver ProcMountTable.Mounts, right after a call to another process (a CSI Probe)", func() error {
+			_, err := driver.ProcMountTable{Path: "/proc/self/mountinfo", DevDir: "/dev"}.Mounts()
+			return err
+		}, func() {
+			if _, err := other.identity.Probe(t.Context(), &csi.ProbeRequest{}); err != nil {
+				t.Error(err)
+			}
+		}},
 		{"connector Find (scan of the subsystem's controllers)", func() error { _, _, err := c.Find(conn); return err }, nil},
 		{"connector Refresh (one controller)", func() error { _, err := c.Refresh(ctrl); return err }, nil},
 		{"uevent Listen + Close", func() error {
