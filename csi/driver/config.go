@@ -52,7 +52,12 @@ type Config struct {
 	// KernelCheck reports why the host cannot connect NVMe/TCP (nil when
 	// it can); Probe answers not ready while it fails.
 	KernelCheck func() error
-	Logger      hclog.Logger
+	// Capabilities says what the running kernel can do beyond a plain
+	// connect (DH-HMAC-CHAP, TLS, iopolicies); New reads it once and logs
+	// it, a stage with secrets asks again while host authentication is
+	// unknown. nil: nothing is known, and a stage with secrets is tried.
+	Capabilities func() kernel.Capabilities
+	Logger       hclog.Logger
 	// Metrics may be shared with a caller that serves them; nil makes new.
 	Metrics *Metrics
 	// BootID is the kernel's boot id (a controller never outlives its

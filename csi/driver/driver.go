@@ -14,6 +14,8 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/hashicorp/go-hclog"
 	mount "k8s.io/mount-utils"
+
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // Driver serves the CSI identity and node services.
@@ -41,6 +43,10 @@ type Driver struct {
 	lastProbe string
 
 	monitor monitorState
+
+	// capsMu guards caps, what the kernel can do (see Config.Capabilities).
+	capsMu sync.Mutex
+	caps   kernel.Capabilities
 }
 
 var (
@@ -93,7 +99,39 @@ func New(cfg Config) (*Driver, error) {
 		volumes:   newVolumeLocks(),
 		keys:      newKeyLocks(),
 	}
+	if cfg.Capabilities != nil {
+		d.caps = cfg.Capabilities()
+		d.log.Info("kernel capabilities", "kernel", d.caps.Release, "dhchap", d.caps.HostAuth.String(),
+			"tls", d.caps.TLS.String(), "iopolicies", iopolicies(d.caps.IOPolicies))
+	}
 	return d, nil
+}
+
+func iopolicies(p []string) string {
+	if p == nil {
+		return "unknown"
+	}
+	return strings.Join(p, ",")
+}
+
+// checkHostAuth refuses, before any connect, a stage with DH-HMAC-CHAP
+// secrets on a kernel that cannot authenticate: the kernel would accept
+// the option and fail deep inside the connect with an opaque error. While
+// the answer is unknown (no config readable, no controller to look at) it
+// asks again, and lets the connect be tried when it still does not know.
+func (d *Driver) checkHostAuth() error {
+	if d.cfg.Capabilities == nil {
+		return nil
+	}
+	d.capsMu.Lock()
+	defer d.capsMu.Unlock()
+	if d.caps.HostAuth.Support == kernel.Unknown {
+		d.caps = d.cfg.Capabilities()
+	}
+	if err := d.caps.CheckHostAuth(); err != nil {
+		return precondition("%v", err)
+	}
+	return nil
 }
 
 // bootIDFile is where the kernel gives its boot's random id.

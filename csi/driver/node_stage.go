@@ -57,6 +57,11 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 		// enforces ro on files reached through a mount, not on a node.
 		return invalid("a read-only access mode cannot be honoured for a block volume: the device node takes writes whatever the mount says")
 	}
+	if auth.HostSecret != "" {
+		if err := d.checkHostAuth(); err != nil {
+			return err
+		}
+	}
 	o, err := d.begin(ctx, id)
 	if err != nil {
 		return err

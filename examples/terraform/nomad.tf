@@ -8,6 +8,19 @@ variable "nomad_address" {
   default     = "http://127.0.0.1:4646"
 }
 
+variable "dhchap_secrets" {
+  description = <<-EOT
+    DH-HMAC-CHAP keys per volume name, for subsystems that authenticate hosts:
+    { postgres = { dhchap_secret = "DHHC-1:01:...:", dhchap_ctrl_secret = "DHHC-1:01:...:" } }
+    (dhchap_ctrl_secret optional). They reach the plugin as the volume's
+    secrets; the nvme provider never sees them. Pass them from a secret store
+    (TF_VAR_dhchap_secrets, a Vault data source), never in a committed file.
+  EOT
+  type        = map(map(string))
+  default     = {}
+  sensitive   = true
+}
+
 provider "nomad" {
   address = var.nomad_address
 }
@@ -20,6 +33,10 @@ resource "nomad_csi_volume_registration" "volume" {
   name        = each.key
   external_id = module.volumes.external_ids[each.key]
   context     = each.value
+  # Stored by the Nomad provider in its state (marked sensitive): keep the
+  # state in an encrypted backend, or register authenticated volumes with
+  # `nomad volume register` instead (docs/nomad.md, "In-band authentication").
+  secrets = lookup(var.dhchap_secrets, each.key, null)
 
   capability {
     access_mode     = "single-node-writer"

@@ -53,8 +53,10 @@ func TestAttachDetachBench(t *testing.T) {
 	nqn := labtarget.SubsystemTwo
 	disconnectAtEnd(t, nqn)
 	debugLog := fileLog(filepath.Join(t.TempDir(), "plugin.log"))
-	p := startPluginArgs(t, string(debugLog))
-	info := startPluginArgs(t, "", "--log-level=info")
+	socket, state := pluginDirs(t)
+	p := startPluginWith(t, socket, state, pluginOptions{logFile: string(debugLog)})
+	infoSocket, infoState := pluginDirs(t)
+	info := startPluginWith(t, infoSocket, infoState, pluginOptions{logLevel: "info"})
 	vc := volumeContext(nqn, 1, labtarget.TwoNS1UUID)
 	vol, err := nvme.ParseVolumeContext(vc)
 	if err != nil {

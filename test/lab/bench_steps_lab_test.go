@@ -44,7 +44,8 @@ func TestAttachStepCosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A plugin that only answers Probe: the other process a call goes to.
-	other := startPluginArgs(t, "", "--log-level=info")
+	socket, state := pluginDirs(t)
+	other := startPluginWith(t, socket, state, pluginOptions{logLevel: "info"})
 	stateDir := t.TempDir()
 	subs, err := filepath.Glob("/sys/class/nvme-subsystem/*/" + ctrl.Name)
 	if err != nil || len(subs) != 1 {

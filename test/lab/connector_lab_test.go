@@ -58,9 +58,17 @@ func (b *lockedBuffer) take() []map[string]any {
 
 func newLabConnector(t *testing.T) (kernel.Connector, *lockedBuffer) {
 	t.Helper()
+	return newLabConnectorWith(t, kernel.BackendFabrics)
+}
+
+// newLabConnectorWith is a connector that creates controllers with backend
+// (fabrics: /dev/nvme-fabrics; nvme-cli: the release's `nvme connect`).
+func newLabConnectorWith(t *testing.T, backend string) (kernel.Connector, *lockedBuffer) {
+	t.Helper()
 	logs := &lockedBuffer{}
 	c, err := kernel.NewConnector(kernel.ConnectorConfig{
-		Logger: hclog.New(&hclog.LoggerOptions{Name: "lab", Level: hclog.Debug, JSONFormat: true, Output: logs}),
+		Backend: backend,
+		Logger:  hclog.New(&hclog.LoggerOptions{Name: "lab", Level: hclog.Debug, JSONFormat: true, Output: logs}),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -157,84 +165,88 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 // 1. Defaults reach the kernel: ctrl_loss_tmo off, reconnect_delay 5, the
 // host identity as given.
 func TestConnectorDefaults(t *testing.T) {
-	c, _ := newLabConnector(t)
-	ctrl := connectForTest(t, c, labConnection(labtarget.SubsystemOne))
-	for attr, want := range map[string]string{
-		"ctrl_loss_tmo": "off", "reconnect_delay": "5", "hostnqn": labtarget.HostNQN,
-		"hostid": labtarget.HostID, "subsysnqn": labtarget.SubsystemOne, "state": "live", "transport": "tcp",
-	} {
-		if got := ctrlSysfs(t, ctrl, attr); got != want {
-			t.Errorf("%s %s = %q, want %q", ctrl.Name, attr, got, want)
+	forEachBackend(t, func(t *testing.T, backend string) {
+		c, _ := newLabConnectorWith(t, backend)
+		ctrl := connectForTest(t, c, labConnection(labtarget.SubsystemOne))
+		for attr, want := range map[string]string{
+			"ctrl_loss_tmo": "off", "reconnect_delay": "5", "hostnqn": labtarget.HostNQN,
+			"hostid": labtarget.HostID, "subsysnqn": labtarget.SubsystemOne, "state": "live", "transport": "tcp",
+		} {
+			if got := ctrlSysfs(t, ctrl, attr); got != want {
+				t.Errorf("%s %s = %q, want %q", ctrl.Name, attr, got, want)
+			}
 		}
-	}
-	if ctrl.CtrlLossTmo != -1 || ctrl.ReconnectDelay != 5 || ctrl.HostID != labtarget.HostID || ctrl.TrSvcID != labtarget.TrSvcID {
-		t.Errorf("Connect returned %+v", ctrl)
-	}
+		if ctrl.CtrlLossTmo != -1 || ctrl.ReconnectDelay != 5 || ctrl.HostID != labtarget.HostID || ctrl.TrSvcID != labtarget.TrSvcID {
+			t.Errorf("Connect returned %+v", ctrl)
+		}
+	})
 }
 
 // 2. A second Connect adopts; concurrent Connects meet the kernel's
 // EALREADY and adopt the winner's controller.
 func TestConnectorAdopts(t *testing.T) {
-	c, logs := newLabConnector(t)
-	conn := labConnection(labtarget.SubsystemTwo)
-	first := connectForTest(t, c, conn)
-	second := connectForTest(t, c, conn)
-	if second.Name != first.Name {
-		t.Errorf("second Connect gave %s, want the adopted %s", second.Name, first.Name)
-	}
-	if got := controllersOf(t, c, labtarget.SubsystemTwo); len(got) != 1 {
-		t.Errorf("controllers of %s = %v, want one", labtarget.SubsystemTwo, got)
-	}
+	forEachBackend(t, func(t *testing.T, backend string) {
+		c, logs := newLabConnectorWith(t, backend)
+		conn := labConnection(labtarget.SubsystemTwo)
+		first := connectForTest(t, c, conn)
+		second := connectForTest(t, c, conn)
+		if second.Name != first.Name {
+			t.Errorf("second Connect gave %s, want the adopted %s", second.Name, first.Name)
+		}
+		if got := controllersOf(t, c, labtarget.SubsystemTwo); len(got) != 1 {
+			t.Errorf("controllers of %s = %v, want one", labtarget.SubsystemTwo, got)
+		}
 
-	// The kernel's own answer to a duplicate is EALREADY.
-	opts, err := conn.FabricsOptions()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rawFabricsWrite(opts); !errors.Is(err, syscall.EALREADY) {
-		t.Fatalf("duplicate write to /dev/nvme-fabrics = %v, want EALREADY", err)
-	}
-	if err := c.Disconnect(t.Context(), first); err != nil {
-		t.Fatal(err)
-	}
-	logs.take()
+		// The kernel's own answer to a duplicate is EALREADY.
+		opts, err := conn.FabricsOptions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rawFabricsWrite(opts); !errors.Is(err, syscall.EALREADY) {
+			t.Fatalf("duplicate write to /dev/nvme-fabrics = %v, want EALREADY", err)
+		}
+		if err := c.Disconnect(t.Context(), first); err != nil {
+			t.Fatal(err)
+		}
+		logs.take()
 
-	// Four connectors race: one write wins, the others get EALREADY (or
-	// find the winner first) and adopt it.
-	const racers = 4
-	names := make([]string, racers)
-	var wg sync.WaitGroup
-	for i := range racers {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-			defer cancel()
-			ctrl, err := c.Connect(ctx, valid(t, conn))
-			if err != nil {
-				t.Errorf("racer %d: %v", i, err)
-				return
+		// Four connectors race: one write wins, the others get EALREADY (or
+		// find the winner first) and adopt it.
+		const racers = 4
+		names := make([]string, racers)
+		var wg sync.WaitGroup
+		for i := range racers {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+				defer cancel()
+				ctrl, err := c.Connect(ctx, valid(t, conn))
+				if err != nil {
+					t.Errorf("racer %d: %v", i, err)
+					return
+				}
+				names[i] = ctrl.Name
+			})
+		}
+		wg.Wait()
+		got := controllersOf(t, c, labtarget.SubsystemTwo)
+		t.Cleanup(func() {
+			for _, n := range got {
+				if err := c.Disconnect(context.Background(), kernel.Controller{Name: n, Subsystem: labtarget.SubsystemTwo}); err != nil {
+					t.Errorf("Disconnect(%s): %v", n, err)
+				}
 			}
-			names[i] = ctrl.Name
 		})
-	}
-	wg.Wait()
-	got := controllersOf(t, c, labtarget.SubsystemTwo)
-	t.Cleanup(func() {
-		for _, n := range got {
-			if err := c.Disconnect(context.Background(), kernel.Controller{Name: n, Subsystem: labtarget.SubsystemTwo}); err != nil {
-				t.Errorf("Disconnect(%s): %v", n, err)
+		if len(got) != 1 || slices.ContainsFunc(names, func(n string) bool { return n != got[0] }) {
+			t.Fatalf("racers got %v, sysfs has %v; want one controller for all", names, got)
+		}
+		adoptedAfterEALREADY := 0
+		for _, l := range logs.take() {
+			if l["@message"] == "kernel reports the controller exists; adopting it" {
+				adoptedAfterEALREADY++
 			}
 		}
+		t.Logf("racers: %v; %d adopted after EALREADY", names, adoptedAfterEALREADY)
 	})
-	if len(got) != 1 || slices.ContainsFunc(names, func(n string) bool { return n != got[0] }) {
-		t.Fatalf("racers got %v, sysfs has %v; want one controller for all", names, got)
-	}
-	adoptedAfterEALREADY := 0
-	for _, l := range logs.take() {
-		if l["@message"] == "kernel reports the controller exists; adopting it" {
-			adoptedAfterEALREADY++
-		}
-	}
-	t.Logf("racers: %v; %d adopted after EALREADY", names, adoptedAfterEALREADY)
 }
 
 // rawFabricsWrite writes opts to /dev/nvme-fabrics the way the kernel
@@ -251,44 +263,46 @@ func rawFabricsWrite(opts string) error {
 // 3. Resolve by nsid and by uuid, a wrong uuid refused, both namespaces of
 // one subsystem.
 func TestConnectorResolve(t *testing.T) {
-	c, _ := newLabConnector(t)
-	ctrl := connectForTest(t, c, labConnection(labtarget.SubsystemOne))
+	forEachBackend(t, func(t *testing.T, backend string) {
+		c, _ := newLabConnectorWith(t, backend)
+		ctrl := connectForTest(t, c, labConnection(labtarget.SubsystemOne))
 
-	ns1 := resolveForTest(t, c, ctrl, nvme.NamespaceSelector{NSID: 1})
-	ns2 := resolveForTest(t, c, ctrl, nvme.NamespaceSelector{UUID: labtarget.OneNS2UUID})
-	if ns1.NSID != 1 || ns1.UUID != labtarget.OneNS1UUID || ns1.NGUID != labtarget.OneNS1NGUID || ns1.SizeBytes != labtarget.NamespaceSize {
-		t.Errorf("nsid 1 = %+v", ns1)
-	}
-	if ns2.NSID != 2 || ns2.UUID != labtarget.OneNS2UUID || ns2.NGUID != labtarget.OneNS2NGUID {
-		t.Errorf("uuid %s = %+v", labtarget.OneNS2UUID, ns2)
-	}
-	if ns1.DevicePath == ns2.DevicePath {
-		t.Errorf("both namespaces resolved to %s", ns1.DevicePath)
-	}
-	for _, ns := range []kernel.Namespace{ns1, ns2} {
-		if st, err := os.Stat(ns.DevicePath); err != nil || st.Mode()&os.ModeDevice == 0 {
-			t.Errorf("%s: %v, mode %v; want a block device", ns.DevicePath, err, st.Mode())
+		ns1 := resolveForTest(t, c, ctrl, nvme.NamespaceSelector{NSID: 1})
+		ns2 := resolveForTest(t, c, ctrl, nvme.NamespaceSelector{UUID: labtarget.OneNS2UUID})
+		if ns1.NSID != 1 || ns1.UUID != labtarget.OneNS1UUID || ns1.NGUID != labtarget.OneNS1NGUID || ns1.SizeBytes != labtarget.NamespaceSize {
+			t.Errorf("nsid 1 = %+v", ns1)
 		}
-	}
-	verified := resolveForTest(t, c, ctrl, nvme.NamespaceSelector{NSID: 2, UUID: labtarget.OneNS2UUID, NGUID: labtarget.OneNS2NGUID})
-	if verified.DevicePath != ns2.DevicePath {
-		t.Errorf("nsid 2 verified = %s, want %s", verified.DevicePath, ns2.DevicePath)
-	}
+		if ns2.NSID != 2 || ns2.UUID != labtarget.OneNS2UUID || ns2.NGUID != labtarget.OneNS2NGUID {
+			t.Errorf("uuid %s = %+v", labtarget.OneNS2UUID, ns2)
+		}
+		if ns1.DevicePath == ns2.DevicePath {
+			t.Errorf("both namespaces resolved to %s", ns1.DevicePath)
+		}
+		for _, ns := range []kernel.Namespace{ns1, ns2} {
+			if st, err := os.Stat(ns.DevicePath); err != nil || st.Mode()&os.ModeDevice == 0 {
+				t.Errorf("%s: %v, mode %v; want a block device", ns.DevicePath, err, st.Mode())
+			}
+		}
+		verified := resolveForTest(t, c, ctrl, nvme.NamespaceSelector{NSID: 2, UUID: labtarget.OneNS2UUID, NGUID: labtarget.OneNS2NGUID})
+		if verified.DevicePath != ns2.DevicePath {
+			t.Errorf("nsid 2 verified = %s, want %s", verified.DevicePath, ns2.DevicePath)
+		}
 
-	start := time.Now()
-	_, err := c.Resolve(t.Context(), ctrl, nvme.NamespaceSelector{NSID: 1, UUID: labtarget.OneNS2UUID})
-	if !errors.Is(err, kernel.ErrNamespaceMismatch) || !strings.Contains(err.Error(), labtarget.OneNS1UUID) || !strings.Contains(err.Error(), labtarget.OneNS2UUID) {
-		t.Errorf("wrong uuid: error = %v, want a mismatch naming both uuids", err)
-	}
-	if took := time.Since(start); took > time.Second {
-		t.Errorf("a mismatch took %s: it must not be waited on", took)
-	}
+		start := time.Now()
+		_, err := c.Resolve(t.Context(), ctrl, nvme.NamespaceSelector{NSID: 1, UUID: labtarget.OneNS2UUID})
+		if !errors.Is(err, kernel.ErrNamespaceMismatch) || !strings.Contains(err.Error(), labtarget.OneNS1UUID) || !strings.Contains(err.Error(), labtarget.OneNS2UUID) {
+			t.Errorf("wrong uuid: error = %v, want a mismatch naming both uuids", err)
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("a mismatch took %s: it must not be waited on", took)
+		}
 
-	got, ctrls, err := c.NamespaceOf(ns1.DevicePath)
-	if err != nil || got.NSID != 1 || len(ctrls) != 1 || ctrls[0].Name != ctrl.Name {
-		t.Errorf("NamespaceOf(%s) = %+v via %v, %v", ns1.DevicePath, got, ctrls, err)
-	}
-	t.Logf("subsystem one: nsid 1 = %s, nsid 2 = %s on %s", ns1.DevicePath, ns2.DevicePath, ctrl.Name)
+		got, ctrls, err := c.NamespaceOf(ns1.DevicePath)
+		if err != nil || got.NSID != 1 || len(ctrls) != 1 || ctrls[0].Name != ctrl.Name {
+			t.Errorf("NamespaceOf(%s) = %+v via %v, %v", ns1.DevicePath, got, ctrls, err)
+		}
+		t.Logf("subsystem one: nsid 1 = %s, nsid 2 = %s on %s", ns1.DevicePath, ns2.DevicePath, ctrl.Name)
+	})
 }
 
 // 4. A host the subsystem does not allow gets a clear error, at once.
@@ -358,20 +372,22 @@ func TestConnectorUpdateReconnectParams(t *testing.T) {
 
 // 7. Disconnect is idempotent and leaves other subsystems alone.
 func TestConnectorDisconnect(t *testing.T) {
-	c, _ := newLabConnector(t)
-	one := connectForTest(t, c, labConnection(labtarget.SubsystemOne))
-	two := connectForTest(t, c, labConnection(labtarget.SubsystemTwo))
-	for i := range 2 {
-		if err := c.Disconnect(t.Context(), one); err != nil {
-			t.Fatalf("Disconnect #%d: %v", i+1, err)
+	forEachBackend(t, func(t *testing.T, backend string) {
+		c, _ := newLabConnectorWith(t, backend)
+		one := connectForTest(t, c, labConnection(labtarget.SubsystemOne))
+		two := connectForTest(t, c, labConnection(labtarget.SubsystemTwo))
+		for i := range 2 {
+			if err := c.Disconnect(t.Context(), one); err != nil {
+				t.Fatalf("Disconnect #%d: %v", i+1, err)
+			}
 		}
-	}
-	if got := controllersOf(t, c, labtarget.SubsystemOne); len(got) != 0 {
-		t.Errorf("controllers of %s after Disconnect: %v", labtarget.SubsystemOne, got)
-	}
-	if got := ctrlSysfs(t, two, "state"); got != "live" {
-		t.Errorf("%s of the other subsystem is %q after the Disconnect", two.Name, got)
-	}
+		if got := controllersOf(t, c, labtarget.SubsystemOne); len(got) != 0 {
+			t.Errorf("controllers of %s after Disconnect: %v", labtarget.SubsystemOne, got)
+		}
+		if got := ctrlSysfs(t, two, "state"); got != "live" {
+			t.Errorf("%s of the other subsystem is %q after the Disconnect", two.Name, got)
+		}
+	})
 }
 
 // 8. An option smuggled in through a value never reaches the kernel.

@@ -26,62 +26,55 @@ import (
 // 6a. A 15 s outage with ctrl_loss_tmo=-1: the pending fsync'd write waits
 // and completes, ext4 stays writable, earlier data is intact.
 func TestConnectorOutageReconnectsForever(t *testing.T) {
-	c, _ := newLabConnector(t)
-	conn := labConnection(labtarget.SubsystemOne)
-	conn.Config.ReconnectDelay = 2
-	ctrl := connectForTest(t, c, conn)
-	ns := resolveForTest(t, c, ctrl, nvme.NamespaceSelector{NSID: 1, UUID: labtarget.OneNS1UUID})
-	mnt := mountExt4(t, ns.DevicePath)
+	forEachBackend(t, func(t *testing.T, backend string) {
+		c, _ := newLabConnectorWith(t, backend)
+		conn := labConnection(labtarget.SubsystemOne)
+		conn.Config.ReconnectDelay = 2
+		ctrl := connectForTest(t, c, conn)
+		ns := resolveForTest(t, c, ctrl, nvme.NamespaceSelector{NSID: 1, UUID: labtarget.OneNS1UUID})
+		mnt := mountExt4(t, ns.DevicePath)
 
-	before := writeRandomFile(t, filepath.Join(mnt, "before"), 1<<20)
-	if err := labtarget.Unlink(labtarget.SubsystemOne); err != nil {
-		t.Fatal(err)
-	}
-	outageStart := time.Now()
-	t.Cleanup(func() {
-		if err := labtarget.Link(labtarget.SubsystemOne); err != nil {
-			t.Errorf("Link: %v", err)
+		before := writeRandomFile(t, filepath.Join(mnt, "before"), 1<<20)
+		up := targetDown(t)
+		outageStart := time.Now()
+		waitFor(t, "controller connecting", 10*time.Second, func() bool { return ctrlSysfs(t, ctrl, "state") == kernel.StateConnecting })
+		t.Logf("state connecting %s after the unlink", time.Since(outageStart).Round(time.Millisecond))
+
+		pending := make(chan error, 1)
+		go func() { pending <- writeAndSync(filepath.Join(mnt, "during"), bytes.Repeat([]byte("x"), 64<<10)) }()
+		time.Sleep(15*time.Second - time.Since(outageStart))
+		select {
+		case err := <-pending:
+			t.Fatalf("the fsync'd write returned during the outage: %v", err)
+		default:
+		}
+		h, err := c.Health(ctrl, ns, "")
+		if err != nil || h.Healthy() || h.ControllerState != kernel.StateConnecting {
+			t.Errorf("Health during the outage = %+v, %v; want connecting and not healthy", h, err)
+		}
+		up()
+		restored := time.Now()
+		select {
+		case err := <-pending:
+			if err != nil {
+				t.Fatalf("the write pending over the outage failed: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the pending write did not complete within 30 s of the restore")
+		}
+		t.Logf("pending write completed %s after the restore", time.Since(restored).Round(time.Millisecond))
+		waitFor(t, "controller live again", 30*time.Second, func() bool { return ctrlSysfs(t, ctrl, "state") == kernel.StateLive })
+
+		writeRandomFile(t, filepath.Join(mnt, "after"), 64<<10)
+		h, err = c.Health(ctrl, ns, mnt)
+		if err != nil || !h.Healthy() || h.ReadOnly || h.FSErrors != 0 {
+			t.Errorf("Health after the outage = %+v, %v; want healthy", h, err)
+		}
+		dropCaches(t)
+		if got := fileSum(t, filepath.Join(mnt, "before")); got != before {
+			t.Errorf("data written before the outage changed: sha256 %x, want %x", got, before)
 		}
 	})
-	waitFor(t, "controller connecting", 10*time.Second, func() bool { return ctrlSysfs(t, ctrl, "state") == kernel.StateConnecting })
-	t.Logf("state connecting %s after the unlink", time.Since(outageStart).Round(time.Millisecond))
-
-	pending := make(chan error, 1)
-	go func() { pending <- writeAndSync(filepath.Join(mnt, "during"), bytes.Repeat([]byte("x"), 64<<10)) }()
-	time.Sleep(15*time.Second - time.Since(outageStart))
-	select {
-	case err := <-pending:
-		t.Fatalf("the fsync'd write returned during the outage: %v", err)
-	default:
-	}
-	h, err := c.Health(ctrl, ns, "")
-	if err != nil || h.Healthy() || h.ControllerState != kernel.StateConnecting {
-		t.Errorf("Health during the outage = %+v, %v; want connecting and not healthy", h, err)
-	}
-	if err := labtarget.Link(labtarget.SubsystemOne); err != nil {
-		t.Fatal(err)
-	}
-	restored := time.Now()
-	select {
-	case err := <-pending:
-		if err != nil {
-			t.Fatalf("the write pending over the outage failed: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the pending write did not complete within 30 s of the restore")
-	}
-	t.Logf("pending write completed %s after the restore", time.Since(restored).Round(time.Millisecond))
-	waitFor(t, "controller live again", 30*time.Second, func() bool { return ctrlSysfs(t, ctrl, "state") == kernel.StateLive })
-
-	writeRandomFile(t, filepath.Join(mnt, "after"), 64<<10)
-	h, err = c.Health(ctrl, ns, mnt)
-	if err != nil || !h.Healthy() || h.ReadOnly || h.FSErrors != 0 {
-		t.Errorf("Health after the outage = %+v, %v; want healthy", h, err)
-	}
-	dropCaches(t)
-	if got := fileSum(t, filepath.Join(mnt, "before")); got != before {
-		t.Errorf("data written before the outage changed: sha256 %x, want %x", got, before)
-	}
 }
 
 // 6b. With ctrl_loss_tmo=5 the kernel deletes the controller during an
@@ -99,14 +92,7 @@ func TestConnectorOutageControllerLoss(t *testing.T) {
 	mnt := mountExt4(t, ns.DevicePath)
 	writeRandomFile(t, filepath.Join(mnt, "before"), 64<<10)
 
-	if err := labtarget.Unlink(labtarget.SubsystemTwo); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := labtarget.Link(labtarget.SubsystemTwo); err != nil {
-			t.Errorf("Link: %v", err)
-		}
-	})
+	targetDown(t)
 	start := time.Now()
 	pending := make(chan error, 1)
 	go func() { pending <- writeAndSync(filepath.Join(mnt, "during"), bytes.Repeat([]byte("y"), 64<<10)) }()

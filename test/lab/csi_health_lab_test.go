@@ -28,7 +28,8 @@ func TestCSIHealthProbesNeverFailADetach(t *testing.T) {
 	const rounds = 12
 	nqn := labtarget.SubsystemTwo
 	disconnectAtEnd(t, nqn)
-	p := startPluginArgs(t, "", "--health-interval=5ms")
+	socket, state := pluginDirs(t)
+	p := startPluginWith(t, socket, state, pluginOptions{healthInterval: "5ms"})
 	v := newCSIVolume(t, "lab-health-probes", mountCapability("ext4"), volumeContext(nqn, 1, labtarget.TwoNS1UUID))
 	p.unstageAtEnd(t, v)
 

@@ -31,102 +31,106 @@ func TestCSIFilesystemLifecycle(t *testing.T) {
 		// mkfs.xfs wants 300 MB or more: a larger namespace of our own.
 		{"xfs", xfsSubsystem, xfsNS1UUID},
 	}
-	for _, tt := range tests {
-		t.Run(tt.fsType, func(t *testing.T) {
-			fsType, nqn := tt.fsType, tt.nqn
-			if nqn == xfsSubsystem {
-				addXFSSubsystem(t)
-			}
-			disconnectAtEnd(t, nqn)
-			wipeNamespace(t, nqn, 1)
-			socket, state := pluginDirs(t)
-			p := startPlugin(t, socket, state)
-			v := newCSIVolume(t, "lab-"+fsType, mountCapability(fsType), volumeContext(nqn, 1, tt.uuid))
-			p.unstageAtEnd(t, v)
+	forEachBackend(t, func(t *testing.T, backend string) {
+		for _, tt := range tests {
+			t.Run(tt.fsType, func(t *testing.T) {
+				fsType, nqn := tt.fsType, tt.nqn
+				if nqn == xfsSubsystem {
+					addXFSSubsystem(t)
+				}
+				disconnectAtEnd(t, nqn)
+				wipeNamespace(t, nqn, 1)
+				socket, state := pluginDirs(t)
+				p := startPluginWith(t, socket, state, pluginOptions{connector: backend})
+				v := newCSIVolume(t, "lab-"+fsType, mountCapability(fsType), volumeContext(nqn, 1, tt.uuid))
+				p.unstageAtEnd(t, v)
 
-			p.stage(t, v)
-			p.stage(t, v)
-			mi := mountAt(t, v.staging)
-			if mi.FsType != fsType || !strings.HasPrefix(mi.Source, "/dev/nvme") {
-				t.Fatalf("staging mount = %s on %s, want %s on an NVMe namespace", mi.FsType, mi.Source, fsType)
-			}
-			if ctrls := usableControllers(t, nqn); len(ctrls) != 1 {
-				t.Fatalf("controllers of %s after two stages: %+v, want one", nqn, ctrls)
-			}
-			p.publish(t, v)
-			p.publish(t, v)
-			if pub := mountAt(t, v.target); pub.Source != mi.Source {
-				t.Errorf("published %s, staged %s", pub.Source, mi.Source)
-			}
-			sum := writeRandomFile(t, filepath.Join(v.target, "data"), 1<<20)
+				p.stage(t, v)
+				p.stage(t, v)
+				mi := mountAt(t, v.staging)
+				if mi.FsType != fsType || !strings.HasPrefix(mi.Source, "/dev/nvme") {
+					t.Fatalf("staging mount = %s on %s, want %s on an NVMe namespace", mi.FsType, mi.Source, fsType)
+				}
+				if ctrls := usableControllers(t, nqn); len(ctrls) != 1 {
+					t.Fatalf("controllers of %s after two stages: %+v, want one", nqn, ctrls)
+				}
+				p.publish(t, v)
+				p.publish(t, v)
+				if pub := mountAt(t, v.target); pub.Source != mi.Source {
+					t.Errorf("published %s, staged %s", pub.Source, mi.Source)
+				}
+				sum := writeRandomFile(t, filepath.Join(v.target, "data"), 1<<20)
 
-			p.unpublish(t, v)
-			p.unpublish(t, v)
-			if _, err := os.Stat(v.target); !errors.Is(err, fs.ErrNotExist) {
-				t.Errorf("target %s after unpublish: %v, want it removed", v.target, err)
-			}
-			p.unstage(t, v)
-			p.unstage(t, v)
-			assertNothingLeft(t, nqn, filepath.Dir(v.staging))
+				p.unpublish(t, v)
+				p.unpublish(t, v)
+				if _, err := os.Stat(v.target); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("target %s after unpublish: %v, want it removed", v.target, err)
+				}
+				p.unstage(t, v)
+				p.unstage(t, v)
+				assertNothingLeft(t, nqn, filepath.Dir(v.staging))
 
-			// A new cycle finds the file system (no reformat) and the data.
-			p.stage(t, v)
-			p.publish(t, v)
-			dropCaches(t)
-			if got := fileSum(t, filepath.Join(v.target, "data")); got != sum {
-				t.Errorf("data after a full cycle: sha256 %x, want %x", got, sum)
-			}
-			p.unpublish(t, v)
-			p.unstage(t, v)
-			assertNothingLeft(t, nqn, filepath.Dir(v.staging))
-		})
-	}
+				// A new cycle finds the file system (no reformat) and the data.
+				p.stage(t, v)
+				p.publish(t, v)
+				dropCaches(t)
+				if got := fileSum(t, filepath.Join(v.target, "data")); got != sum {
+					t.Errorf("data after a full cycle: sha256 %x, want %x", got, sum)
+				}
+				p.unpublish(t, v)
+				p.unstage(t, v)
+				assertNothingLeft(t, nqn, filepath.Dir(v.staging))
+			})
+		}
+	})
 }
 
 // 1b. A block volume: the device node bound onto a file target.
 func TestCSIBlockLifecycle(t *testing.T) {
-	nqn := labtarget.SubsystemTwo
-	disconnectAtEnd(t, nqn)
-	socket, state := pluginDirs(t)
-	p := startPlugin(t, socket, state)
-	v := newCSIVolume(t, "lab-block", blockCapability(), volumeContext(nqn, 1, labtarget.TwoNS1UUID))
-	p.unstageAtEnd(t, v)
+	forEachBackend(t, func(t *testing.T, backend string) {
+		nqn := labtarget.SubsystemTwo
+		disconnectAtEnd(t, nqn)
+		socket, state := pluginDirs(t)
+		p := startPluginWith(t, socket, state, pluginOptions{connector: backend})
+		v := newCSIVolume(t, "lab-block", blockCapability(), volumeContext(nqn, 1, labtarget.TwoNS1UUID))
+		p.unstageAtEnd(t, v)
 
-	p.stage(t, v)
-	p.stage(t, v)
-	staged := mountAt(t, filepath.Join(v.staging, "block"))
-	p.publish(t, v)
-	p.publish(t, v)
-	ctrls := usableControllers(t, nqn)
-	if len(ctrls) != 1 {
-		t.Fatalf("controllers of %s: %+v, want one", nqn, ctrls)
-	}
-	c, _ := newLabConnector(t)
-	ns := resolveForTest(t, c, ctrls[0], nvme.NamespaceSelector{NSID: 1})
-	if err := sameDevice(v.target, ns.DevicePath); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("staged bind %s root %s; target is %s", staged.FsType, staged.Root, ns.DevicePath)
-	sum := writeRandomFile(t, v.target, 1<<20)
+		p.stage(t, v)
+		p.stage(t, v)
+		staged := mountAt(t, filepath.Join(v.staging, "block"))
+		p.publish(t, v)
+		p.publish(t, v)
+		ctrls := usableControllers(t, nqn)
+		if len(ctrls) != 1 {
+			t.Fatalf("controllers of %s: %+v, want one", nqn, ctrls)
+		}
+		c, _ := newLabConnector(t)
+		ns := resolveForTest(t, c, ctrls[0], nvme.NamespaceSelector{NSID: 1})
+		if err := sameDevice(v.target, ns.DevicePath); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("staged bind %s root %s; target is %s", staged.FsType, staged.Root, ns.DevicePath)
+		sum := writeRandomFile(t, v.target, 1<<20)
 
-	p.unpublish(t, v)
-	p.unpublish(t, v)
-	if _, err := os.Stat(v.target); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("target %s after unpublish: %v, want it removed", v.target, err)
-	}
-	p.unstage(t, v)
-	p.unstage(t, v)
-	assertNothingLeft(t, nqn, filepath.Dir(v.staging))
+		p.unpublish(t, v)
+		p.unpublish(t, v)
+		if _, err := os.Stat(v.target); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("target %s after unpublish: %v, want it removed", v.target, err)
+		}
+		p.unstage(t, v)
+		p.unstage(t, v)
+		assertNothingLeft(t, nqn, filepath.Dir(v.staging))
 
-	p.stage(t, v)
-	p.publish(t, v)
-	dropCaches(t)
-	if got := blockSum(t, v.target, 1<<20); got != sum {
-		t.Errorf("data after a full cycle: sha256 %x, want %x", got, sum)
-	}
-	p.unpublish(t, v)
-	p.unstage(t, v)
-	assertNothingLeft(t, nqn, filepath.Dir(v.staging))
+		p.stage(t, v)
+		p.publish(t, v)
+		dropCaches(t)
+		if got := blockSum(t, v.target, 1<<20); got != sum {
+			t.Errorf("data after a full cycle: sha256 %x, want %x", got, sum)
+		}
+		p.unpublish(t, v)
+		p.unstage(t, v)
+		assertNothingLeft(t, nqn, filepath.Dir(v.staging))
+	})
 }
 
 // 1c. A namespace that is not the one the context names is never mounted;

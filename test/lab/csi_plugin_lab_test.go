@@ -106,12 +106,49 @@ func pluginDirs(t *testing.T) (socket, stateDir string) {
 // takes the tools it runs (mkfs) with it, as a task kill by Nomad does.
 func startPlugin(t *testing.T, socket, stateDir string) *csiPlugin {
 	t.Helper()
+	return startPluginWith(t, socket, stateDir, pluginOptions{})
+}
+
+// pluginOptions are the flags a test changes.
+type pluginOptions struct {
+	connector      string // --connector; "" for the default (fabrics)
+	metricsAddr    string // --metrics-addr; "" for none
+	logLevel       string // --log-level; "" for debug
+	healthInterval string // --health-interval; "" for the default (15s)
+	// logFile takes the plugin's stderr instead of a pipe into csiPlugin.log:
+	// a write to a file wakes no reader, so a benchmark reading the debug
+	// log does not pay for a context switch per line.
+	logFile string
+}
+
+func startPluginWith(t *testing.T, socket, stateDir string, opts pluginOptions) *csiPlugin {
+	t.Helper()
 	p := &csiPlugin{t: t, socket: socket, stateDir: stateDir, log: &pluginLog{}, exited: make(chan error, 1)}
-	p.cmd = exec.Command(pluginBinary, //nolint:noctx // stopped by stop (SIGTERM) or kill (SIGKILL), which a context could not tell apart
-		"--endpoint=unix://"+socket, "--state-dir="+stateDir,
-		"--hostnqn="+labtarget.HostNQN, "--hostid="+labtarget.HostID, "--node-id=lab-node",
-		"--log-level=debug", "--log-json")
+	args := []string{"--endpoint=unix://" + socket, "--state-dir=" + stateDir,
+		"--hostnqn=" + labtarget.HostNQN, "--hostid=" + labtarget.HostID, "--node-id=lab-node",
+		"--log-level=debug", "--log-json"}
+	if opts.connector != "" {
+		args = append(args, "--connector="+opts.connector)
+	}
+	if opts.metricsAddr != "" {
+		args = append(args, "--metrics-addr="+opts.metricsAddr)
+	}
+	if opts.logLevel != "" {
+		args = append(args, "--log-level="+opts.logLevel)
+	}
+	if opts.healthInterval != "" {
+		args = append(args, "--health-interval="+opts.healthInterval)
+	}
+	p.cmd = exec.Command(pluginBinary, args...) //nolint:noctx // stopped by stop (SIGTERM) or kill (SIGKILL), which a context could not tell apart
 	p.cmd.Stderr = p.log
+	if opts.logFile != "" {
+		f, err := os.Create(opts.logFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = f.Close() })
+		p.cmd.Stderr = f
+	}
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", pluginBinary, err)
@@ -261,6 +298,7 @@ type csiVolume struct {
 	id, staging, target string
 	context             map[string]string
 	capability          *csi.VolumeCapability
+	secrets             map[string]string // NodeStage's secrets (DH-HMAC-CHAP)
 }
 
 func newCSIVolume(t *testing.T, id string, capability *csi.VolumeCapability, vc map[string]string) csiVolume {
@@ -275,6 +313,7 @@ func newCSIVolume(t *testing.T, id string, capability *csi.VolumeCapability, vc 
 func (v csiVolume) stageRequest() *csi.NodeStageVolumeRequest {
 	return &csi.NodeStageVolumeRequest{
 		VolumeId: v.id, StagingTargetPath: v.staging, VolumeCapability: v.capability, VolumeContext: v.context,
+		Secrets: v.secrets,
 	}
 }
 

@@ -70,20 +70,33 @@ func TestCSIKilledMidStage(t *testing.T) {
 // writer sees no error, only a pause; the data is intact and the
 // controller is live again.
 func TestCSIOutageDuringWrites(t *testing.T) {
-	nqn := labtarget.SubsystemOne
-	disconnectAtEnd(t, nqn)
-	wipeNamespace(t, nqn, 1)
-	socket, state := pluginDirs(t)
-	p := startPlugin(t, socket, state)
-	v := newCSIVolume(t, "lab-outage", mountCapability("ext4"), volumeContext(nqn, 1, labtarget.OneNS1UUID))
-	p.unstageAtEnd(t, v)
-	p.stage(t, v)
-	p.publish(t, v)
-	ctrls := usableControllers(t, nqn)
-	if len(ctrls) != 1 || ctrlSysfs(t, ctrls[0], "ctrl_loss_tmo") != "off" {
-		t.Fatalf("controllers of %s: %+v, want one with ctrl_loss_tmo off", nqn, ctrls)
-	}
-	ctrl := ctrls[0]
+	forEachBackend(t, func(t *testing.T, backend string) {
+		nqn := labtarget.SubsystemOne
+		disconnectAtEnd(t, nqn)
+		wipeNamespace(t, nqn, 1)
+		socket, state := pluginDirs(t)
+		p := startPluginWith(t, socket, state, pluginOptions{connector: backend})
+		v := newCSIVolume(t, "lab-outage", mountCapability("ext4"), volumeContext(nqn, 1, labtarget.OneNS1UUID))
+		p.unstageAtEnd(t, v)
+		p.stage(t, v)
+		p.publish(t, v)
+		ctrls := usableControllers(t, nqn)
+		if len(ctrls) != 1 || ctrlSysfs(t, ctrls[0], "ctrl_loss_tmo") != "off" {
+			t.Fatalf("controllers of %s: %+v, want one with ctrl_loss_tmo off", nqn, ctrls)
+		}
+		writeAcrossOutage(t, v, ctrls[0])
+		p.unpublish(t, v)
+		p.unstage(t, v)
+		assertNothingLeft(t, nqn, filepath.Dir(v.staging))
+	})
+}
+
+// writeAcrossOutage writes and fsyncs files into the published volume v
+// while the target is down for 15 s, then checks that no
+// write failed, that one waited the outage out, that every file reads
+// back, and that ctrl is live again.
+func writeAcrossOutage(t *testing.T, v csiVolume, ctrl kernel.Controller) {
+	t.Helper()
 
 	// The writer writes and fsyncs one file after another until told to
 	// stop, keeping each file's sum.
@@ -118,20 +131,11 @@ func TestCSIOutageDuringWrites(t *testing.T) {
 	}()
 
 	time.Sleep(time.Second)
-	if err := labtarget.Unlink(nqn); err != nil {
-		t.Fatal(err)
-	}
+	up := targetDown(t)
 	outage := time.Now()
-	t.Cleanup(func() {
-		if err := labtarget.Link(nqn); err != nil {
-			t.Errorf("Link: %v", err)
-		}
-	})
 	waitFor(t, "controller connecting", 10*time.Second, func() bool { return ctrlSysfs(t, ctrl, "state") == kernel.StateConnecting })
 	time.Sleep(15*time.Second - time.Since(outage))
-	if err := labtarget.Link(nqn); err != nil {
-		t.Fatal(err)
-	}
+	up()
 	restored := time.Now()
 	waitFor(t, "controller live again", 30*time.Second, func() bool { return ctrlSysfs(t, ctrl, "state") == kernel.StateLive })
 	t.Logf("live %s after the restore", time.Since(restored).Round(time.Millisecond))
@@ -162,7 +166,4 @@ func TestCSIOutageDuringWrites(t *testing.T) {
 	if got := ctrlSysfs(t, ctrl, "state"); got != kernel.StateLive {
 		t.Errorf("controller %s is %s at the end, want live", ctrl.Name, got)
 	}
-	p.unpublish(t, v)
-	p.unstage(t, v)
-	assertNothingLeft(t, nqn, filepath.Dir(v.staging))
 }

@@ -119,10 +119,7 @@ func TestCSIRestageDuringOutage(t *testing.T) {
 	if len(ctrls) != 1 {
 		t.Fatalf("controllers: %+v", ctrls)
 	}
-	if err := labtarget.Unlink(nqn); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = labtarget.Link(nqn) })
+	up := targetDown(t)
 	waitFor(t, "controller connecting", 10*time.Second, func() bool { return ctrlSysfs(t, ctrls[0], "state") == kernel.StateConnecting })
 	start := time.Now()
 	p.stage(t, v)
@@ -131,9 +128,7 @@ func TestCSIRestageDuringOutage(t *testing.T) {
 		t.Fatalf("controller %s, want it still connecting when the repeat was answered", state)
 	}
 	t.Logf("repeated NodeStage answered OK in %s while %s was connecting", took.Round(time.Millisecond), ctrls[0].Name)
-	if err := labtarget.Link(nqn); err != nil {
-		t.Fatal(err)
-	}
+	up()
 	waitFor(t, "controller live", 30*time.Second, func() bool { return ctrlSysfs(t, ctrls[0], "state") == kernel.StateLive })
 	p.unstage(t, v)
 	assertNothingLeft(t, nqn, filepath.Dir(v.staging))

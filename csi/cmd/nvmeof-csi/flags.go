@@ -20,6 +20,7 @@ type options struct {
 	stateDir                         string
 	connector, logLevel, metricsAddr string
 	host                             kernel.HostSources
+	kernelConfig                     []string
 	maxVolumes                       int64
 	operationTimeout, healthInterval time.Duration
 	logJSON, version                 bool
@@ -55,6 +56,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fset.StringVar(&o.metricsAddr, "metrics-addr", env("NVMEOF_METRICS_ADDR", ""), "serve Prometheus metrics on this address, e.g. 127.0.0.1:9810 (off when empty)")
 	fset.BoolVar(&o.logJSON, "log-json", env("NVMEOF_LOG_JSON", "") == "true", "log in JSON")
 	fset.BoolVar(&o.version, "version", false, "print the version and exit")
+	kernelConfig := fset.String("kernel-config", env("NVMEOF_KERNEL_CONFIG", ""),
+		"the running kernel's build config, to learn whether it has DH-HMAC-CHAP (default: /proc/config.gz, then /boot/config-$(uname -r); mount /boot read-only into a container)")
 	maxVolumes := fset.String("max-volumes", env("NVMEOF_MAX_VOLUMES", "0"), "max_volumes_per_node (0: no limit)")
 	if err := fset.Parse(args); err != nil {
 		return options{}, err //nolint:wrapcheck // flag's own message is shown as is
@@ -70,6 +73,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			o.host.IDFileRequired = true
 		}
 	})
+	if *kernelConfig != "" {
+		o.kernelConfig = []string{*kernelConfig}
+	}
 	if fset.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected argument %q", fset.Arg(0))
 	}

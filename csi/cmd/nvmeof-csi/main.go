@@ -31,6 +31,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "validate" {
+		return runValidate(args[1:], stdout, stderr)
+	}
 	opts, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -74,7 +77,12 @@ func serve(opts options, logger hclog.Logger) error {
 		Connector: conn, Mounter: mount.New(""), Mounts: driver.SyscallMounts{}, Exec: utilexec.New(),
 		MountTable:  driver.ProcMountTable{Path: "/proc/self/mountinfo", DevDir: "/dev"},
 		KernelCheck: func() error { return kernel.CheckFabricsSupport("/sys", "/dev") },
-		Logger:      logger, Metrics: metrics,
+		Capabilities: func() kernel.Capabilities {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return kernel.DetectCapabilities(ctx, kernel.CapabilityConfig{SysfsRoot: "/sys", ConfigFiles: opts.kernelConfig})
+		},
+		Logger: logger, Metrics: metrics,
 	})
 	if err != nil {
 		return err

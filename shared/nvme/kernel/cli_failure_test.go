@@ -1,6 +1,8 @@
 package kernel
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,5 +43,49 @@ func TestCLIFailure(t *testing.T) {
 	msg, _ := cliFailure("bad key "+secret.Reveal(), conn)
 	if strings.Contains(msg, secret.Reveal()) || !strings.Contains(msg, "(redacted)") {
 		t.Errorf("message shows the secret: %q", msg)
+	}
+}
+
+// TestCLIFailureCaptured reads what Debian's nvme-cli 2.3 and 2.13 really
+// printed in the lab (testdata/nvme-cli/<version>-<case>.<errno>).
+func TestCLIFailureCaptured(t *testing.T) {
+	files, err := filepath.Glob("testdata/nvme-cli/2.*")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no captured samples: %v", err)
+	}
+	errnos := map[string]syscall.Errno{
+		"0": 0, "EIO": syscall.EIO, "EINVAL": syscall.EINVAL, "EALREADY": syscall.EALREADY, "ECONNREFUSED": syscall.ECONNREFUSED,
+		"EKEYREJECTED": syscall.EKEYREJECTED, "ENOKEY": syscall.ENOKEY,
+	}
+	conn := connectionTo("nqn.2026-01.io.nvmeof.lab:auth")
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			ext := strings.TrimPrefix(filepath.Ext(f), ".")
+			want, ok := errnos[ext]
+			if !ok {
+				t.Fatalf("unknown errno %q in the file name", ext)
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, got := cliFailure(string(b), conn)
+			if got != want {
+				t.Errorf("errno = %v (%d), want %v (%d)", got, got, want, want)
+			}
+			if msg == "" {
+				t.Error("no message")
+			}
+		})
+	}
+}
+
+func TestCLIFailureRedactsTheKeyBody(t *testing.T) {
+	conn := connectionTo("nqn.2026-01.io.nvmeof.lab:auth")
+	conn.Auth.HostSecret = keyA
+	body := strings.Split(keyA, ":")[2]
+	msg, _ := cliFailure("invalid key "+body+"\n", conn)
+	if strings.Contains(msg, body) {
+		t.Errorf("message shows the key's body: %q", msg)
 	}
 }

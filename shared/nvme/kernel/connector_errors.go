@@ -59,7 +59,10 @@ func (e *connectError) Unwrap() error { return e.err }
 // asks, with which options), so asking again gets the same answer. The
 // transient ones (ECONNREFUSED, ETIMEDOUT, ...) are left to shared/retry.
 func (e *connectError) Permanent() bool {
-	for _, errno := range []syscall.Errno{syscall.EINVAL, syscall.EIO, syscall.ENODEV, syscall.ENOENT, syscall.EACCES, syscall.EPERM} {
+	for _, errno := range []syscall.Errno{
+		syscall.EINVAL, syscall.EIO, syscall.ENODEV, syscall.ENOENT, syscall.EACCES, syscall.EPERM,
+		syscall.EKEYREJECTED, syscall.ENOKEY, syscall.EKEYEXPIRED, syscall.EKEYREVOKED,
+	} {
 		if errors.Is(e.err, errno) {
 			return true
 		}
@@ -77,11 +80,26 @@ func newConnectError(c nvme.Connection, err error) *connectError {
 		e.hint = fmt.Sprintf("the target refused host %q (not in the subsystem's allowed hosts?), "+
 			"or the kernel refused the options (host NQN known here with another host ID than %q? an option this kernel lacks?)",
 			c.Host.NQN, c.Host.ID)
+	case errors.Is(err, syscall.EIO) && c.Auth.HostSecret != "":
+		// Measured on 6.12: a wrong dhchap_secret sometimes ends not in
+		// EKEYREJECTED but in EIO, after the kernel's 60 s admin timeout,
+		// when the target drops the connection before the host reads its
+		// answer.
+		e.hint = fmt.Sprintf("the target refused host %q, or ended the connection during DH-HMAC-CHAP authentication "+
+			"(a dhchap_secret it does not hold for the host), or it has no such subsystem; the kernel log names the step", c.Host.NQN)
 	case errors.Is(err, syscall.EIO):
 		// Linux 6.1 turns the target's "Connect Invalid nvme.Host" status into
 		// EIO; the kernel log names the status.
 		e.hint = fmt.Sprintf("the target refused host %q (not in the subsystem's allowed hosts?), "+
 			"or it has no such subsystem; the kernel log names the NVMe status", c.Host.NQN)
+	case errors.Is(err, syscall.EKEYREJECTED):
+		// Measured on 6.12: a dhchap_secret the target does not hold for
+		// the host, and a dhchap_ctrl_secret that is not the target's,
+		// both end the connect with EKEYREJECTED.
+		e.hint = fmt.Sprintf("DH-HMAC-CHAP authentication failed: the target does not hold this dhchap_secret for host %q, "+
+			"or (bidirectional) the target did not prove dhchap_ctrl_secret; the kernel log names the step", c.Host.NQN)
+	case errors.Is(err, syscall.ENOKEY):
+		e.hint = fmt.Sprintf("the target requires DH-HMAC-CHAP authentication of host %q (or a TLS key), and the volume has no dhchap_secret", c.Host.NQN)
 	case errors.Is(err, syscall.ENODEV):
 		e.hint = fmt.Sprintf("host_iface %q does not exist on this host, or the %s transport module is not loaded", t.HostIface, t.Transport)
 	case errors.Is(err, syscall.ECONNREFUSED):

@@ -102,7 +102,7 @@ func (k *kernelConnector) connectOnce(ctx context.Context, vc nvme.ValidConnecti
 	if ctrl, found, err := findController(k.sys, c); err != nil {
 		return Controller{}, err
 	} else if found {
-		return k.adopt(ctrl, c.Config)
+		return k.adopt(ctrl, c)
 	}
 	name, err := k.backend.create(ctx, vc)
 	var inflight *InFlightError
@@ -122,12 +122,27 @@ func (k *kernelConnector) connectOnce(ctx context.Context, vc nvme.ValidConnecti
 				c.Target.NQN, syscall.EAGAIN)
 		}
 		k.log.Debug("kernel reports the controller exists; adopting it", "controller", ctrl.Name, "nqn", c.Target.NQN)
-		return k.adopt(ctrl, c.Config)
+		return k.adopt(ctrl, c)
 	}
 	if err != nil {
 		return Controller{}, err
 	}
-	return k.newController(name, c)
+	ctrl, err := k.newController(name, c)
+	if err != nil {
+		return Controller{}, err
+	}
+	// nvme-cli leaves out some values (0, and -1 in some releases) and
+	// the kernel's default applies: what sysfs shows decides, and the
+	// reconnection parameters are brought to the connection's.
+	if !reconnectParamsMatch(ctrl, c.Config) {
+		k.log.Info("new controller does not hold the requested reconnection parameters; writing them", "controller", ctrl.Name,
+			"reconnect_delay", ctrl.ReconnectDelay, "ctrl_loss_tmo", formatTimeout(ctrl.CtrlLossTmo), "fast_io_fail_tmo", formatTimeout(ctrl.FastIOFailTmo))
+		if err := k.writeReconnectParams(ctrl, c.Config); err != nil {
+			return Controller{}, err
+		}
+		return k.readBack(ctrl, c.Config)
+	}
+	return ctrl, nil
 }
 
 // newController reads the controller the kernel just created for c.
@@ -145,9 +160,16 @@ func (k *kernelConnector) newController(name string, c nvme.Connection) (Control
 	return ctrl, nil
 }
 
-// adopt brings an existing controller's reconnection parameters to cfg.
-func (k *kernelConnector) adopt(ctrl Controller, cfg nvme.ConnectionConfig) (Controller, error) {
+// adopt brings an existing controller's reconnection parameters to c's,
+// after checking that it authenticates with c's keys: the kernel's
+// duplicate rule ignores them, so a connect with other keys would be
+// handed a controller that proved other credentials.
+func (k *kernelConnector) adopt(ctrl Controller, c nvme.Connection) (Controller, error) {
 	k.log.Debug("adopting controller", "controller", ctrl.Name, "nqn", ctrl.Subsystem, "state", ctrl.State)
+	if err := k.sys.checkAuth(ctrl, c.Auth); err != nil {
+		return Controller{}, err
+	}
+	cfg := c.Config
 	if reconnectParamsMatch(ctrl, cfg) {
 		return ctrl, nil
 	}

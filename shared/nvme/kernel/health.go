@@ -183,6 +183,11 @@ func (p *writeProber) check(dir string) (bool, string, error) {
 			return false, "", nil
 		case errors.Is(c.err, syscall.EROFS):
 			return true, fmt.Sprintf("the file system at %s is read-only (EROFS): it switched after an I/O error; unmount, fsck and mount again", dir), nil
+		case errors.Is(c.err, syscall.EIO):
+			// Measured on 6.12: when its controller is deleted, ext4 shuts
+			// down (every write EIO) instead of turning read-only as on 6.1.
+			return true, fmt.Sprintf("the file system at %s refuses writes (EIO): its device failed and it shut down, or I/O fails fast (fast_io_fail_tmo); "+
+				"once the controller is back, unmount, fsck and mount again", dir), nil
 		default:
 			return false, fmt.Sprintf("write probe at %s failed: %v", dir, c.err), nil
 		}

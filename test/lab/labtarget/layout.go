@@ -19,6 +19,10 @@ const (
 	SubsystemOne = "nqn.2026-01.io.nvmeof.lab:one" // any host, namespaces 1 and 2
 	SubsystemTwo = "nqn.2026-01.io.nvmeof.lab:two" // any host, namespace 1
 	SubsystemACL = "nqn.2026-01.io.nvmeof.lab:acl" // only AllowedHostNQN, namespace 1
+	// SubsystemAuth admits only HostNQN, and on a kernel with nvmet
+	// authentication (CONFIG_NVME_TARGET_AUTH) only with DH-HMAC-CHAP: see
+	// HostAuth.
+	SubsystemAuth = "nqn.2026-01.io.nvmeof.lab:auth"
 )
 
 // Host identities. HostNQN/HostID are what tests connect as (also in
@@ -34,14 +38,18 @@ const (
 // Namespace identities, as the kernel shows them in
 // /sys/block/nvmeXnY/{uuid,nguid}.
 const (
-	OneNS1UUID  = "11111111-1111-4111-8111-111111111111"
-	OneNS1NGUID = "11111111111111111111111111111111"
-	OneNS2UUID  = "22222222-2222-4222-8222-222222222222"
-	OneNS2NGUID = "22222222222222222222222222222222"
-	TwoNS1UUID  = "33333333-3333-4333-8333-333333333333"
-	TwoNS1NGUID = "33333333333333333333333333333333"
-	ACLNS1UUID  = "44444444-4444-4444-8444-444444444444"
-	ACLNS1NGUID = "44444444444444444444444444444444"
+	OneNS1UUID   = "11111111-1111-4111-8111-111111111111"
+	OneNS1NGUID  = "11111111111111111111111111111111"
+	OneNS2UUID   = "22222222-2222-4222-8222-222222222222"
+	OneNS2NGUID  = "22222222222222222222222222222222"
+	TwoNS1UUID   = "33333333-3333-4333-8333-333333333333"
+	TwoNS1NGUID  = "33333333333333333333333333333333"
+	ACLNS1UUID   = "44444444-4444-4444-8444-444444444444"
+	ACLNS1NGUID  = "44444444444444444444444444444444"
+	AuthNS1UUID  = "66666666-6666-4666-8666-666666666666"
+	AuthNS1NGUID = "66666666666666666666666666666666"
+	AuthNS2UUID  = "77777777-7777-4777-8777-777777777777"
+	AuthNS2NGUID = "77777777777777777777777777777777"
 )
 
 // NamespaceSize is the size of every namespace: a loop device over a sparse
@@ -82,6 +90,13 @@ func Subsystems() []Subsystem {
 		{
 			NQN: SubsystemACL, AllowedHosts: []string{AllowedHostNQN},
 			Namespaces: []Namespace{{NSID: 1, UUID: ACLNS1UUID, NGUID: ACLNS1NGUID}},
+		},
+		{
+			NQN: SubsystemAuth, AllowedHosts: []string{HostNQN},
+			Namespaces: []Namespace{
+				{NSID: 1, UUID: AuthNS1UUID, NGUID: AuthNS1NGUID},
+				{NSID: 2, UUID: AuthNS2UUID, NGUID: AuthNS2NGUID},
+			},
 		},
 	}
 }

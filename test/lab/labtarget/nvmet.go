@@ -196,3 +196,39 @@ func writeAttr(path, value string) error {
 	}
 	return nil
 }
+
+// PortDown unlinks every subsystem from the port, so its listener closes
+// and reconnects get ECONNREFUSED: a target that is down or unreachable,
+// the outage hosts must ride out. (Unlinking one subsystem while others
+// keep the port open is another thing: the target answers the reconnect
+// with "subsystem not found", a status with Do Not Retry set, and Linux
+// 6.12 then deletes the controller at once whatever ctrl_loss_tmo says;
+// 6.1 keeps retrying.) restore links them back.
+func PortDown() (restore func() error, err error) { return Nvmet{Root: ConfigfsRoot}.PortDown() }
+
+// PortDown unlinks every subsystem of the port; see the package function.
+func (n Nvmet) PortDown() (func() error, error) {
+	dir := filepath.Join(n.portDir(), "subsystems")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("port %s down: %w", PortID, err)
+	}
+	var linked []string
+	restore := func() error {
+		var errs []error
+		for _, nqn := range linked {
+			err := os.Symlink(n.subsystemDir(nqn), filepath.Join(dir, nqn))
+			if err != nil && !errors.Is(err, fs.ErrExist) {
+				errs = append(errs, fmt.Errorf("link %s to port %s: %w", nqn, PortID, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	for _, e := range entries {
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return restore, fmt.Errorf("unlink %s from port %s: %w", e.Name(), PortID, errors.Join(err, restore()))
+		}
+		linked = append(linked, e.Name())
+	}
+	return restore, nil
+}

@@ -149,3 +149,64 @@ func TestLayoutIdentitiesAreConsistent(t *testing.T) {
 		}
 	}
 }
+
+func TestSetHostAuth(t *testing.T) {
+	n := Nvmet{Root: t.TempDir()}
+	if err := n.Create(Subsystems(), devicesFor(Subsystems())); err != nil {
+		t.Fatal(err)
+	}
+	// Without dhchap_key in the host directory, nvmet has no auth.
+	if ok, err := n.TargetAuth(); err != nil || ok {
+		t.Fatalf("TargetAuth() = %v, %v on a tree without dhchap_key", ok, err)
+	}
+	if err := n.SetHostAuth(HostNQN, LabHostAuth()); !errors.Is(err, ErrNoTargetAuth) {
+		t.Fatalf("SetHostAuth() = %v, want ErrNoTargetAuth", err)
+	}
+	// A kernel with CONFIG_NVME_TARGET_AUTH shows the attributes.
+	for _, a := range []string{"dhchap_key", "dhchap_ctrl_key", "dhchap_hash", "dhchap_dhgroup"} {
+		if err := os.WriteFile(filepath.Join(n.Root, "hosts", HostNQN, a), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.SetHostAuth(HostNQN, LabHostAuth()); err != nil {
+		t.Fatal(err)
+	}
+	for attr, want := range map[string]string{
+		"dhchap_key": HostKey, "dhchap_ctrl_key": CtrlKey, "dhchap_hash": AuthHash, "dhchap_dhgroup": AuthDHGroup,
+	} {
+		if got := readAttr(t, filepath.Join(n.Root, "hosts", HostNQN, attr)); got != want {
+			t.Errorf("%s = %q, want %q", attr, got, want)
+		}
+	}
+	link, err := os.Readlink(filepath.Join(n.Root, "subsystems", SubsystemAuth, "allowed_hosts", HostNQN))
+	if err != nil || link != filepath.Join(n.Root, "hosts", HostNQN) {
+		t.Errorf("%s allows %q, %v; want %s", SubsystemAuth, link, err, HostNQN)
+	}
+}
+
+func TestPortDown(t *testing.T) {
+	n := Nvmet{Root: t.TempDir()}
+	if err := n.Create(Subsystems(), devicesFor(Subsystems())); err != nil {
+		t.Fatal(err)
+	}
+	restore, err := n.PortDown()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range Subsystems() {
+		if linked, err := n.Linked(s.NQN); err != nil || linked {
+			t.Errorf("after PortDown, Linked(%s) = %v, %v", s.NQN, linked, err)
+		}
+	}
+	if err := restore(); err != nil {
+		t.Fatal(err)
+	}
+	if err := restore(); err != nil {
+		t.Errorf("a second restore = %v, want nil", err)
+	}
+	for _, s := range Subsystems() {
+		if linked, err := n.Linked(s.NQN); err != nil || !linked {
+			t.Errorf("after restore, Linked(%s) = %v, %v", s.NQN, linked, err)
+		}
+	}
+}

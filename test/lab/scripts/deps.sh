@@ -2,9 +2,17 @@
 # Installs the Debian packages the lab needs, only those missing, with one
 # `apt-get update` when anything must be fetched (also when apt knows no
 # linux-image-amd64 yet: mkbase.sh downloads it). CI runs as root.
+#
+#   deps.sh            install what is missing
+#   deps.sh --update   refresh the machine's package lists (mkbase.sh, on a 404)
 set -euo pipefail
 
-packages=(qemu-system-x86 busybox-static e2fsprogs xfsprogs util-linux mount kmod cpio xz-utils zstd)
+force_update=0
+[[ ${1:-} == --update ]] && force_update=1
+
+# The image's own programs come from Debian packages that mkbase.sh only
+# downloads and unpacks; these are the tools that build and boot it.
+packages=(qemu-system-x86 kmod cpio xz-utils zstd debian-archive-keyring)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -13,7 +21,7 @@ for p in "${packages[@]}"; do
 	fi
 done
 
-if ((${#missing[@]} == 0)) && apt-cache show linux-image-amd64 >/dev/null 2>&1; then
+if ((force_update == 0 && ${#missing[@]} == 0)) && apt-cache show linux-image-amd64 >/dev/null 2>&1; then
 	exit 0
 fi
 

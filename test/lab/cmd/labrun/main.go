@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/nvmeof/nvmeof/test/lab/internal/console"
 	"github.com/nvmeof/nvmeof/test/lab/internal/initrd"
 	"github.com/nvmeof/nvmeof/test/lab/internal/vm"
 )
@@ -60,6 +62,7 @@ func main() {
 	flag.StringVar(&cfg.vm.Share, "share", "", "host directory shared read-only at /lab/share (9p)")
 	flag.StringVar(&cfg.vm.Append, "append", "", "extra kernel command line")
 	flag.BoolVar(&cfg.shell, "shell", false, "set the target up and give a shell on the console instead of running tests")
+	flag.StringVar(&cfg.label, "kernel-label", "", "the kernel's name in result lines and the summary (6.1, 6.12)")
 	flag.Parse()
 
 	cfg.vm.Interactive = cfg.shell
@@ -101,6 +104,7 @@ type runConfig struct {
 	workDir string
 	run     string
 	shell   bool
+	label   string
 }
 
 func run(ctx context.Context, log hclog.Logger, cfg runConfig) error {
@@ -125,22 +129,27 @@ func run(ctx context.Context, log hclog.Logger, cfg runConfig) error {
 		return fmt.Errorf("compose initramfs: %w", err)
 	}
 
-	log.Info("booting lab VM", "kernel", cfg.vm.Kernel, "memory_mib", cfg.vm.MemoryMiB,
+	log.Info("booting lab VM", "kernel_label", cfg.label, "kernel", cfg.vm.Kernel, "memory_mib", cfg.vm.MemoryMiB,
 		"cpus", cfg.vm.CPUs, "timeout", cfg.vm.Timeout, "run", cfg.run, "share", cfg.vm.Share)
 	start := time.Now()
-	outcome, err := vm.Run(ctx, cfg.vm, os.Stdout)
+	var out io.Writer = os.Stdout
+	if cfg.label != "" && !cfg.shell {
+		out = &labelWriter{w: os.Stdout, label: "[" + cfg.label + "] "}
+	}
+	outcome, err := vm.Run(ctx, cfg.vm, out)
 	wall := time.Since(start).Round(10 * time.Millisecond)
 	if err != nil {
 		return err
 	}
 	for _, d := range outcome.Durations() {
-		log.Info("guest step", "step", d.Step, "guest_seconds", fmt.Sprintf("%.2f", d.Uptime),
+		log.Info("guest step", "kernel_label", cfg.label, "step", d.Step, "guest_seconds", fmt.Sprintf("%.2f", d.Uptime),
 			"host_seconds", fmt.Sprintf("%.2f", d.Wall.Seconds()))
 	}
-	log.Info("VM finished", "wall", wall)
+	log.Info("VM finished", "kernel_label", cfg.label, "wall", wall)
 	if cfg.shell {
 		return nil
 	}
+	printSummary(os.Stdout, cfg.label, outcome)
 	if err := outcome.Err(); err != nil {
 		if tail := outcome.Tail(); len(tail) > 0 {
 			fmt.Fprintf(os.Stderr, "---- last %d console lines ----\n%s\n----\n", len(tail), strings.Join(tail, "\n"))
@@ -151,4 +160,35 @@ func run(ctx context.Context, log hclog.Logger, cfg runConfig) error {
 	}
 	log.Info("lab tests passed")
 	return nil
+}
+
+// labelWriter puts the kernel's label in front of every go test verdict
+// line, so a result read alone still says which kernel it ran on. vm.Run
+// writes whole lines.
+type labelWriter struct {
+	w     io.Writer
+	label string
+}
+
+func (l *labelWriter) Write(p []byte) (int, error) {
+	line := strings.TrimLeft(string(p), " ")
+	if strings.HasPrefix(line, "--- ") || strings.HasPrefix(line, "=== RUN") || line == "PASS\n" || line == "FAIL\n" {
+		if _, err := io.WriteString(l.w, l.label); err != nil {
+			return 0, err //nolint:wrapcheck // a console write: nothing to add
+		}
+	}
+	return l.w.Write(p) //nolint:wrapcheck // a console write: nothing to add
+}
+
+// printSummary lists the skipped tests with their reasons, then the
+// closing line "lab-KERNEL: N passed, N failed, N skipped".
+func printSummary(w io.Writer, label string, o *console.Outcome) {
+	name := "lab"
+	if label != "" {
+		name += "-" + label
+	}
+	for _, t := range o.Results.Skipped() {
+		_, _ = fmt.Fprintf(w, "%s skipped %s: %s\n", name, t.Name, t.Reason)
+	}
+	_, _ = fmt.Fprintln(w, o.Results.Summary(name))
 }

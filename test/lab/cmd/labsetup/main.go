@@ -50,10 +50,22 @@ func setup(ctx context.Context, log hclog.Logger, configfs, backing, etc string)
 			loop++
 		}
 	}
-	if err := (labtarget.Nvmet{Root: configfs}).Create(subsystems, devices); err != nil {
+	target := labtarget.Nvmet{Root: configfs}
+	if err := target.Create(subsystems, devices); err != nil {
 		return err
 	}
+	// SubsystemAuth asks HostNQN for DH-HMAC-CHAP where nvmet can; on a
+	// kernel without it the subsystem only checks the host NQN.
+	auth, err := target.TargetAuth()
+	if err != nil {
+		return err
+	}
+	if auth {
+		if err := target.SetHostAuth(labtarget.HostNQN, labtarget.LabHostAuth()); err != nil {
+			return err
+		}
+	}
 	log.Info("nvmet target ready", "subsystems", len(subsystems), "namespaces", loop,
-		"address", labtarget.TrAddr+":"+labtarget.TrSvcID)
+		"address", labtarget.TrAddr+":"+labtarget.TrSvcID, "dhchap", auth)
 	return nil
 }

@@ -31,8 +31,10 @@ type Outcome struct {
 	Faults     []string
 	Marks      []Mark
 	TimedOut   bool
-	tail       []string
-	tailSize   int
+	// Results are the go test verdicts the console showed.
+	Results  Results
+	tail     []string
+	tailSize int
 }
 
 // NewOutcome keeps the last tailSize console lines for the failure report.
@@ -52,6 +54,7 @@ func (o *Outcome) Observe(text string, elapsed time.Duration) Line {
 	case KernelFault:
 		o.Faults = append(o.Faults, line.Text)
 	case Plain:
+		o.Results.observe(line.Text)
 	}
 	if o.tailSize > 0 {
 		if len(o.tail) == o.tailSize {
