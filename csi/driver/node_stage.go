@@ -68,6 +68,7 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 		}
 		return err
 	}
+	o.step("look")
 	// Key the target as sysfs will show it: a host name resolved, the
 	// address canonical. Unstage finds the controller by the same key.
 	target, err := d.cfg.Connector.ResolveTarget(ctx, vol.Target)
@@ -79,11 +80,13 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 		return err
 	}
 	want.Target, want.Key = target, connectionKey(target, d.cfg.Host)
+	o.step("target")
 
 	ctrl, c, err := d.claimController(ctx, log, conn, want)
 	if err != nil {
 		return err
 	}
+	o.step("claim")
 	handedOver, recorded := false, false
 	defer func() {
 		if !handedOver {
@@ -96,16 +99,19 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 	}
 	log = log.With("device", ns.DevicePath, "controller", ctrl.Name)
 	log.Debug("namespace resolved")
+	o.step("namespace")
 	want.Found = nvme.NamespaceSelector{NSID: ns.NSID, UUID: ns.UUID, NGUID: ns.NGUID}
 	plan, err := d.reserve(ctx, want, ns)
 	if err != nil {
 		return err
 	}
 	recorded = true
+	o.step("reserve")
 	if plan.kind == planFormatAndMount {
-		if plan, err = d.planUnused(o, want, vol.FormatPolicy.OrDefault(), conn, ns); err != nil {
+		if plan, err = d.planUnused(o, want, vol.FormatPolicy.OrDefault(), conn, ctrl, ns); err != nil {
 			return err
 		}
+		o.step("device")
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("not %s: %w", plan.what(ns, staging), err)
@@ -116,6 +122,7 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 			d.undoStage(ctx, log, want, c, ctrl, true)
 			return err
 		}
+		o.step("mount")
 		d.dropClaim(want.Key, c)
 		log.Info("staged", "block", want.Block, "plan", plan.String())
 		if plan.format || plan.kind == planBlock {
@@ -125,6 +132,7 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 				log.Warn("could not remove the format record", "error", err)
 			}
 		}
+		o.step("record")
 		return nil
 	})
 }
@@ -210,7 +218,7 @@ func (d *Driver) alreadyStaged(want stageRecord) (bool, error) {
 // checkMountedNamespace checks that the device mounted for rec is still
 // rec's namespace: a stage record alone never proves what is mounted.
 func (d *Driver) checkMountedNamespace(e MountEntry, rec stageRecord) error {
-	ns, _, err := d.cfg.Connector.NamespaceOf(e.Device)
+	ns, err := d.cfg.Connector.Identify(e.Device)
 	if err != nil {
 		if _, serr := os.Stat(e.Device); isNotExist(serr) {
 			return precondition("volume %s is staged at %s, but its device %s is gone (its controller was deleted, e.g. after ctrl_loss_tmo): unstage it and stage it again", rec.VolumeID, rec.StagingPath, e.Device)
@@ -279,6 +287,10 @@ type stagePlan struct {
 	// format: the device was found blank (or the policy allows formatting
 	// it), so mkfs runs.
 	format bool
+	// probed: the plugin's own look at the superblock found a clean file
+	// system of the requested type and nothing else on the device, so it
+	// is mounted without asking blkid and fsck again.
+	probed bool
 }
 
 type planKind int
@@ -290,8 +302,11 @@ const (
 )
 
 func (p stagePlan) String() string {
-	if p.format {
+	switch {
+	case p.format:
 		return "format, then mount"
+	case p.probed:
+		return "mount the clean file system found"
 	}
 	return [...]string{"bind the device node", "mount the file system in use elsewhere", "check, then mount"}[p.kind]
 }
@@ -321,24 +336,27 @@ func (d *Driver) mountStage(want stageRecord, ns kernel.Namespace, plan stagePla
 			opts = append(opts, map[string]string{"ext4": "noload", "ext3": "noload", "xfs": "norecovery"}[want.FSType])
 		}
 	}
-	switch plan.kind {
-	case planBlock:
+	switch {
+	case plan.kind == planBlock:
 		file := blockStagingFile(want.StagingPath)
 		if err := createFile(file); err != nil {
 			return fmt.Errorf("create block staging file: %w", err)
 		}
-		if err := d.cfg.Mounter.Mount(ns.DevicePath, file, "", []string{"bind"}); err != nil {
+		if err := d.ownMounts.Bind(ns.DevicePath, file, nil); err != nil {
 			return fmt.Errorf("bind %s at %s: %w", ns.DevicePath, file, err)
 		}
-	case planMountInUse:
+	case plan.kind == planMountInUse:
 		// A second mount of a block device with other read-only state fails
 		// (EBUSY: "would change RO state"): bind the mounted file system
 		// instead, read-only or not per mount.
-		bindOpts := append([]string{"bind"}, opts...)
-		if err := d.cfg.Mounter.Mount(plan.from, want.StagingPath, "", bindOpts); err != nil {
+		if err := d.ownMounts.Bind(plan.from, want.StagingPath, opts); err != nil {
 			return fmt.Errorf("bind %s (the file system of %s) at %s: %w", plan.from, ns.DevicePath, want.StagingPath, err)
 		}
-	case planFormatAndMount:
+	case plan.probed:
+		if err := d.ownMounts.Mount(ns.DevicePath, want.StagingPath, want.FSType, opts); err != nil {
+			return fmt.Errorf("mount %s at %s: %w", ns.DevicePath, want.StagingPath, err)
+		}
+	default:
 		// The plan has decided the device may be formatted if blkid still
 		// finds it blank; mount-utils asks blkid again and runs fsck on a
 		// file system mounted read-write. A format is recorded first: a

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/nvmeof/nvmeof/shared/nvme"
+	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
 
 // NodeUnstageVolume unmounts the staging path, then disconnects the
@@ -78,26 +79,31 @@ func (d *Driver) unstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRe
 			return err
 		}
 	}
+	o.step("check")
 	resume, err := d.cfg.Connector.QuiesceHealth(o.ctx, rec.StagingPath)
 	if err != nil {
 		return err
 	}
+	o.step("quiesce")
 	return o.finish("unmounting "+staging, releaseTimeout, func(ctx context.Context) error {
 		defer resume()
 		for _, e := range mounted {
-			if err := d.cfg.Mounter.Unmount(e.Path); err != nil {
+			if err := d.ownMounts.Unmount(e.Path); err != nil {
 				return fmt.Errorf("unmount %s: %w", e.Path, err)
 			}
 		}
 		if err := removeBlockFile(d, staging); err != nil {
 			return err
 		}
+		o.step("unmount")
 		if err := d.releaseStageController(ctx, log, rec, mounted); err != nil {
 			return err
 		}
+		o.step("release")
 		if err := d.state.deleteStage(id, staging); err != nil {
 			return err
 		}
+		o.step("record")
 		log.Info("unstaged", "devices", devices(mounted))
 		return nil
 	})
@@ -186,6 +192,16 @@ func (d *Driver) releaseStageController(ctx context.Context, log hclog.Logger, r
 			}
 		}
 		return nil
+	}
+	// The controller the plugin created is read by the name and identity
+	// its record gives: one controller's attributes, not a scan of the
+	// subsystem's. (Any other controller of the target is not the
+	// plugin's to disconnect; releaseLocked says so.)
+	if crec, ok, err := d.state.controller(rec.Key); err == nil && ok && crec.Created && crec.Name != "" && crec.ID != 0 {
+		ctrl, err := d.cfg.Connector.Refresh(kernel.Controller{Name: crec.Name, ID: crec.ID, Subsystem: target.NQN})
+		if err == nil {
+			return d.releaseController(ctx, log, rec.Key, ctrl)
+		}
 	}
 	conn, err := nvme.Connection{Host: d.cfg.Host, Target: target, Config: rec.Config}.Valid()
 	if err != nil {

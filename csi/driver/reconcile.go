@@ -79,6 +79,12 @@ func (d *Driver) reconcileController(ctx context.Context, log hclog.Logger, rec 
 		return err
 	}
 	defer held.unlock()
+	if rec.stale {
+		// Its controller went with the kernel that held it; one there now
+		// (same name, maybe the same inode) is someone else's.
+		log.Info("controller record from before a reboot: forgetting it, and leaving any controller there now alone", "controller", rec.Name)
+		return d.state.deleteController(rec.Key)
+	}
 	conn, err := nvme.Connection{Host: d.cfg.Host, Target: rec.Target, Config: rec.Config}.Valid()
 	if err != nil {
 		return fmt.Errorf("controller record of %s: %w", rec.Target.NQN, err)

@@ -22,7 +22,7 @@ type options struct {
 	host                             kernel.HostSources
 	kernelConfig                     []string
 	maxVolumes                       int64
-	operationTimeout                 time.Duration
+	operationTimeout, healthInterval time.Duration
 	logJSON, version                 bool
 }
 
@@ -48,6 +48,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		"file holding the host ID (must exist when given; the default may be missing when the host NQN is of the uuid form)")
 	fset.DurationVar(&o.operationTimeout, "operation-timeout", driver.DefaultOperationTimeout,
 		"bound on every node RPC (Nomad sets none on stage and publish); a format or mount still running then finishes in the background")
+	fset.DurationVar(&o.healthInterval, "health-interval", 15*time.Second,
+		"how often the background monitor reads the controllers' states and probes each staged file system with a write (it skips a volume while an operation runs on it)")
 	fset.StringVar(&o.stateDir, "state-dir", env("NVMEOF_STATE_DIR", "/var/lib/nvmeof-csi"), "directory that records what the plugin connected; must survive restarts")
 	fset.StringVar(&o.connector, "connector", env("NVMEOF_CONNECTOR", "fabrics"), "how to connect: fabrics (write /dev/nvme-fabrics) or nvme-cli")
 	fset.StringVar(&o.logLevel, "log-level", env("NVMEOF_LOG_LEVEL", "info"), "trace, debug, info, warn or error")
@@ -97,6 +99,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.stateDir == "" {
 		errs = append(errs, errors.New("--state-dir must not be empty"))
+	}
+	if o.healthInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--health-interval %v must be positive", o.healthInterval))
 	}
 	return o, errors.Join(errs...)
 }

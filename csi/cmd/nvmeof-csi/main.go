@@ -74,7 +74,7 @@ func serve(opts options, logger hclog.Logger) error {
 	d, err := driver.New(driver.Config{
 		DriverName: opts.driverName, Version: version(), NodeID: nodeID, Host: host,
 		StateDir: opts.stateDir, MaxVolumes: opts.maxVolumes, OperationTimeout: opts.operationTimeout,
-		Connector: conn, Mounter: mount.New(""), Exec: utilexec.New(),
+		Connector: conn, Mounter: mount.New(""), Mounts: driver.SyscallMounts{}, Exec: utilexec.New(),
 		MountTable:  driver.ProcMountTable{Path: "/proc/self/mountinfo", DevDir: "/dev"},
 		KernelCheck: func() error { return kernel.CheckFabricsSupport("/sys", "/dev") },
 		Capabilities: func() kernel.Capabilities {
@@ -92,7 +92,7 @@ func serve(opts options, logger hclog.Logger) error {
 	if err := d.Reconcile(ctx); err != nil {
 		logger.Error("start-up reconciliation failed; serving anyway", "error", err)
 	}
-	go d.Monitor(ctx, 15*time.Second)
+	go d.Monitor(ctx, opts.healthInterval)
 	if opts.metricsAddr != "" {
 		srv := &http.Server{Addr: opts.metricsAddr, Handler: metrics.Handler(), ReadHeaderTimeout: 5 * time.Second}
 		go func() {

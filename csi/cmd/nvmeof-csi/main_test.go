@@ -19,6 +19,8 @@ func TestBadFlagsExitTwo(t *testing.T) {
 		{"bad connector", []string{"--endpoint=unix:///x.sock", "--connector=spdk"}, "--connector"},
 		{"bad max volumes", []string{"--endpoint=unix:///x.sock", "--max-volumes=-1"}, "--max-volumes"},
 		{"bad log level", []string{"--endpoint=unix:///x.sock", "--log-level=loud"}, "--log-level"},
+		{"zero health interval", []string{"--endpoint=unix:///x.sock", "--health-interval=0s"}, "--health-interval 0s must be positive"},
+		{"negative health interval", []string{"--endpoint=unix:///x.sock", "--health-interval=-1s"}, "--health-interval"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
