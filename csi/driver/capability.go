@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+
+	"github.com/nvmeof/nvmeof/csi/internal/sysmount"
 )
 
 // DefaultFSType is used when the capability names none.
@@ -57,6 +59,12 @@ func parseCapability(c *csi.VolumeCapability) (volumeMode, error) {
 			return volumeMode{}, fmt.Errorf("fs_type %q is not supported; use one of %v", m.fsType, supportedFSTypes)
 		}
 		m.mountFlags = c.GetMount().GetMountFlags()
+		// Checked before anything happens: the plugin mounts with mount(2),
+		// and an option mount(8) would have acted on itself (bind,
+		// remount, loop, user) must not pass for a file-system option.
+		if _, err := sysmount.ParseOptions(m.mountFlags); err != nil {
+			return volumeMode{}, fmt.Errorf("volume_capability.mount.mount_flags: %w", err)
+		}
 	default:
 		return volumeMode{}, fmt.Errorf("volume_capability needs an access type: block or mount")
 	}

@@ -45,8 +45,14 @@ type Config struct {
 	Now func() time.Time
 
 	Connector kernel.Connector
-	Mounter   mount.Interface
-	Exec      utilexec.Interface
+	// Mounter is mount-utils' mounter: the tools it runs (blkid, mkfs,
+	// fsck, resize) and its mount-point checks.
+	Mounter mount.Interface
+	// Mounts makes and takes off the plugin's own mounts; nil does them
+	// through Mounter, which is right for mount-utils' fake mounter. The
+	// binary passes SyscallMounts.
+	Mounts Mounts
+	Exec   utilexec.Interface
 	// MountTable reads which device is mounted where; nil reads the
 	// mounter's list, which is right for mount-utils' fake mounter. The
 	// binary passes ProcMountTable, which also sees block bind mounts.
@@ -62,6 +68,9 @@ type Config struct {
 	Logger       hclog.Logger
 	// Metrics may be shared with a caller that serves them; nil makes new.
 	Metrics *Metrics
+	// BootID is the kernel's boot id (a controller never outlives its
+	// boot); empty reads /proc/sys/kernel/random/boot_id.
+	BootID string
 }
 
 func (c *Config) validate() error {

@@ -7,6 +7,7 @@ package driver
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -25,9 +26,12 @@ type Driver struct {
 	csi.UnimplementedIdentityServer
 	csi.UnimplementedNodeServer
 
-	cfg       Config
-	log       hclog.Logger
-	mounts    MountTable
+	cfg    Config
+	log    hclog.Logger
+	mounts MountTable
+	// ownMounts makes the plugin's mounts; formatter runs blkid, mkfs and
+	// fsck, and mounts through ownMounts.
+	ownMounts Mounts
 	formatter *mount.SafeFormatAndMount
 	resizer   *mount.ResizeFs
 	state     *stateStore
@@ -70,6 +74,10 @@ func New(cfg Config) (*Driver, error) {
 	if mt == nil {
 		mt = mounterTable{cfg.Mounter}
 	}
+	own := cfg.Mounts
+	if own == nil {
+		own = mounterMounts{cfg.Mounter}
+	}
 	if cfg.OperationTimeout == 0 {
 		cfg.OperationTimeout = DefaultOperationTimeout
 	}
@@ -82,7 +90,11 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	state, err := newStateStore(cfg.StateDir, cfg.Logger.Named("state"))
+	boot := cfg.BootID
+	if boot == "" {
+		boot = readBootID(cfg.Logger)
+	}
+	state, err := newStateStore(cfg.StateDir, cfg.Logger.Named("state"), boot)
 	if err != nil {
 		return nil, fmt.Errorf("new driver: %w", err)
 	}
@@ -90,7 +102,8 @@ func New(cfg Config) (*Driver, error) {
 		cfg:       cfg,
 		log:       cfg.Logger.Named("node"),
 		mounts:    mt,
-		formatter: mount.NewSafeFormatAndMount(cfg.Mounter, cfg.Exec),
+		ownMounts: own,
+		formatter: mount.NewSafeFormatAndMount(formatMounter{Interface: cfg.Mounter, own: own}, cfg.Exec),
 		resizer:   mount.NewResizeFs(cfg.Exec),
 		state:     state,
 		metrics:   cfg.Metrics,
@@ -150,4 +163,18 @@ func (d *Driver) checkIOPolicy(policy nvme.IOPolicy) error {
 	}
 	return precondition("iopolicy %q is not offered by this node's kernel %s (it offers %s): use one it has, or leave iopolicy unset",
 		policy, release, strings.Join(offered, ", "))
+}
+
+// bootIDFile is where the kernel gives its boot's random id.
+const bootIDFile = "/proc/sys/kernel/random/boot_id"
+
+// readBootID returns this boot's id, or "" (controller records then are
+// not tied to a boot) when it cannot be read.
+func readBootID(log hclog.Logger) string {
+	b, err := os.ReadFile(bootIDFile)
+	if err != nil {
+		log.Warn("cannot read the boot id; records of controllers cannot tell a reboot", "path", bootIDFile, "error", err)
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -68,6 +68,9 @@ type env struct {
 	// opTimeout is the driver's bound on each RPC: short, so a test of a
 	// wait that never ends ends soon.
 	opTimeout time.Duration
+	// bootID is the kernel's boot id the driver is told; a test changes it
+	// to simulate a reboot.
+	bootID string
 }
 
 // node is the simulated host: kerneltest's kernel, and the real connector
@@ -82,6 +85,8 @@ func newNode(tb testing.TB, opts ...kerneltest.Option) *node {
 	h := kerneltest.New(tb, opts...)
 	c, err := kernel.NewConnector(kernel.ConnectorConfig{
 		SysfsRoot: h.SysfsRoot(), DevRoot: h.DevRoot(), ControlFiles: h, LookupHost: h.LookupHost,
+		// Disks are announced as the kernel's uevents announce them.
+		DiskEvents: func() (kernel.DiskEvents, error) { return h.DiskEvents(), nil },
 		// Retries of a refused connect at once: the tests look at the
 		// outcome, not at the backoff.
 		Backoff: wait.Backoff{Duration: time.Microsecond, Factor: 1, Steps: 3},
@@ -113,7 +118,7 @@ func newEnvIn(t testing.TB, root string, opts ...kerneltest.Option) *env {
 		kerneltest.Namespace{NSID: 1, UUID: uuid1, SizeBytes: 64 * mib},
 		kerneltest.Namespace{NSID: 2, UUID: uuid2, SizeBytes: 64 * mib})
 	fake.AddTarget("127.0.0.1", "4420", testNQN2, kerneltest.Namespace{NSID: 1, SizeBytes: 64 * mib})
-	e := &env{t: t, root: root, fake: fake, mounter: mount.NewFakeMounter(nil), exec: disktest.New(), log: &syncBuffer{}, metrics: driver.NewMetrics(), opTimeout: 3 * time.Second}
+	e := &env{t: t, root: root, fake: fake, mounter: mount.NewFakeMounter(nil), exec: disktest.New(), log: &syncBuffer{}, metrics: driver.NewMetrics(), opTimeout: 3 * time.Second, bootID: "boot-1"}
 	e.drv = e.newDriver()
 	return e
 }
@@ -128,6 +133,7 @@ func (e *env) newDriver() *driver.Driver {
 		KernelCheck: func() error { return e.kernelErr },
 		Logger:      hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: e.log}),
 		Metrics:     e.metrics,
+		BootID:      e.bootID,
 	})
 	if err != nil {
 		e.t.Fatal(err)

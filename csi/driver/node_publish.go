@@ -21,21 +21,11 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 }
 
 func (d *Driver) publishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) error {
-	id, staging, target := req.GetVolumeId(), req.GetStagingTargetPath(), req.GetTargetPath()
-	if err := requireArgs("volume_id", id, "staging_target_path", staging, "target_path", target); err != nil {
-		return err
+	args, errs := checkPublishArgs(req)
+	if len(errs) > 0 {
+		return errs[0]
 	}
-	mode, err := parseCapability(req.GetVolumeCapability())
-	if err != nil {
-		return invalid("%v", err)
-	}
-	readOnly := req.GetReadonly() || mode.readOnly
-	if mode.block && readOnly {
-		// The kernel enforces a read-only mount on files and directories
-		// reached through it, never on a device node: writes to the node
-		// go straight to the block device.
-		return invalid("a read-only bind mount does not stop writes to a device node; read-only block volumes are not supported")
-	}
+	id, staging, target, mode, readOnly := args.id, args.staging, args.target, args.mode, args.readOnly
 	o, err := d.begin(ctx, id)
 	if err != nil {
 		return err
@@ -70,13 +60,16 @@ func (d *Driver) publishVolume(ctx context.Context, req *csi.NodePublishVolumeRe
 	if at := mountsAt(entries, target); len(at) > 0 {
 		return d.alreadyPublished(want, at[0], staged[0])
 	}
+	o.step("check")
 
-	source, opts := rec.StagingPath, []string{"bind"}
+	source, opts := rec.StagingPath, []string(nil)
 	if readOnly {
 		opts = append(opts, "ro") // a file system only: read-only block is refused above
 	}
 	if mode.block {
-		source = staged[0].Device
+		// The staging file, not the /dev path: it is the device node the
+		// stage bound, whatever name /dev gives the namespace now.
+		source = blockStagingFile(rec.StagingPath)
 		if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
 			return fmt.Errorf("create target parent: %w", err)
 		}
@@ -92,13 +85,15 @@ func (d *Driver) publishVolume(ctx context.Context, req *csi.NodePublishVolumeRe
 	if err := d.state.putPublish(want); err != nil {
 		return err
 	}
+	o.step("record")
 	return o.finish("binding "+source+" at "+target, releaseTimeout, func(context.Context) error {
-		if err := d.cfg.Mounter.Mount(source, target, "", opts); err != nil {
+		if err := d.ownMounts.Bind(source, target, opts); err != nil {
 			if derr := d.state.deletePublish(target); derr != nil {
 				d.log.Error("could not remove the record of a failed publish", "volume_id", id, "target", target, "error", derr)
 			}
 			return fmt.Errorf("bind %s at %s: %w", source, target, err)
 		}
+		o.step("bind")
 		d.log.Info("published", "volume_id", id, "target", target, "read_only", readOnly)
 		return nil
 	})
@@ -172,23 +167,27 @@ func (d *Driver) unpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolu
 		return err
 	}
 	at := mountsAt(entries, target)
+	o.step("check")
 	resume, err := d.cfg.Connector.QuiesceHealth(o.ctx, target)
 	if err != nil {
 		return err
 	}
+	o.step("quiesce")
 	return o.finish("unmounting "+target, releaseTimeout, func(context.Context) error {
 		defer resume()
 		for range at {
-			if err := d.cfg.Mounter.Unmount(target); err != nil {
+			if err := d.ownMounts.Unmount(target); err != nil {
 				return fmt.Errorf("unmount %s: %w", target, err)
 			}
 		}
+		o.step("unmount")
 		if err := os.Remove(target); err != nil && !isNotExist(err) {
 			return fmt.Errorf("remove target %s: %w", target, err)
 		}
 		if err := d.state.deletePublish(target); err != nil {
 			return err
 		}
+		o.step("record")
 		d.log.Info("unpublished", "volume_id", id, "target", target)
 		return nil
 	})

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -574,5 +575,37 @@ func TestFailedMkfsLeavesNoRecord(t *testing.T) {
 	e.exec.FailTool("mkfs.ext4", 0)
 	if err := e.stageAt("other", testNQN, "2", e.path("staging", "other"), mountCap("ext4", rwo), map[string]string{"ctrl_loss_tmo": "60"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// 2. A connect the kernel is still doing when the stage's caller gives
+// up (the write cannot be interrupted) is settled in the background,
+// holding the controller's lock: the controller the write makes is
+// recorded as the plugin's and, with no stage to use it, disconnected.
+// The next stage of the subsystem waits for that, then connects anew.
+func TestConnectOutlivingItsStageIsSettled(t *testing.T) {
+	e := newEnv(t)
+	entered, release := e.fake.HoldConnects(testNQN)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.drv.NodeStageVolume(ctx, e.stageReq("vol", testNQN, "1", mountCap("", rwo)))
+		done <- err
+	}()
+	<-entered
+	err := <-done // the caller's deadline ends while the kernel holds the write
+	wantCode(t, err, codes.DeadlineExceeded)
+	if !strings.Contains(err.Error(), "still connecting") {
+		t.Errorf("error does not say the kernel is still connecting: %v", err)
+	}
+	release()
+	e.stage("vol", testNQN, "1", mountCap("", rwo))
+	if c, d := e.fake.Counts(); c != 2 || d != 1 {
+		t.Fatalf("%d controllers created, %d deleted; want the abandoned one created and released, then a new one", c, d)
+	}
+	e.unstage("vol")
+	if c, d := e.fake.Counts(); c != 2 || d != 2 || e.controllers() != 0 {
+		t.Fatalf("%d created, %d deleted, %d left after the unstage", c, d, e.controllers())
 	}
 }

@@ -36,27 +36,11 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 // when it is done already and an error when it conflicts, then act and
 // record.
 func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) error {
-	id, staging := req.GetVolumeId(), req.GetStagingTargetPath()
-	if err := requireArgs("volume_id", id, "staging_target_path", staging); err != nil {
-		return err
+	args, errs := checkStageArgs(req)
+	if len(errs) > 0 {
+		return errs[0]
 	}
-	mode, err := parseCapability(req.GetVolumeCapability())
-	if err != nil {
-		return invalid("%v", err)
-	}
-	vol, err := nvme.ParseVolumeContext(req.GetVolumeContext())
-	if err != nil {
-		return fmt.Errorf("volume_context: %w", err)
-	}
-	auth, err := nvme.ParseSecrets(req.GetSecrets())
-	if err != nil {
-		return fmt.Errorf("secrets: %w", err)
-	}
-	if mode.block && mode.readOnly {
-		// A device node bound read-only still takes writes: the kernel
-		// enforces ro on files reached through a mount, not on a node.
-		return invalid("a read-only access mode cannot be honoured for a block volume: the device node takes writes whatever the mount says")
-	}
+	id, staging, mode, vol, auth := args.id, args.staging, args.mode, args.vol, args.auth
 	if auth.HostSecret != "" {
 		if err := d.checkHostAuth(); err != nil {
 			return err
@@ -88,6 +72,7 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 		}
 		return err
 	}
+	o.step("look")
 	if err := d.checkMultipath(vol); err != nil {
 		return err
 	}
@@ -107,12 +92,14 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 	if !first.resolved() {
 		want.Target = first.Requested
 	}
+	o.step("target")
 
 	ctrls, c, err := d.claimPaths(ctx, log, vol, conns, want)
 	if err != nil {
 		return err
 	}
 	d.rememberAuth(id, auth)
+	o.step("claim")
 	handedOver, recorded := false, false
 	defer func() {
 		if !handedOver {
@@ -125,12 +112,14 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 	}
 	log = log.With("device", ns.DevicePath)
 	log.Debug("namespace resolved")
+	o.step("namespace")
 	want.Found = nvme.NamespaceSelector{NSID: ns.NSID, UUID: ns.UUID, NGUID: ns.NGUID}
 	plan, err := d.reserve(ctx, want, ns)
 	if err != nil {
 		return err
 	}
 	recorded = true
+	o.step("reserve")
 	// A stage goes on only with a path that can take I/O: a device whose
 	// every path reconnects, or is inaccessible (ANA), would hang the
 	// mount, and blkid would call it blank. planUnused waits for one
@@ -142,6 +131,7 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 	} else if err := d.waitLivePath(ctx, ns, "staging it"); err != nil {
 		return err
 	}
+	o.step("device")
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("not %s: %w", plan.what(ns, staging), err)
 	}
@@ -151,6 +141,7 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 			d.undoStage(ctx, log, want, c, true)
 			return err
 		}
+		o.step("mount")
 		d.dropClaim(want.subsystem(), c)
 		up, down := d.pathReport(want, ns)
 		log.Info("staged", "block", want.Block, "plan", plan.String(), "paths_up", up, "paths_down", down)
@@ -161,6 +152,7 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 				log.Warn("could not remove the format record", "error", err)
 			}
 		}
+		o.step("record")
 		return nil
 	})
 }
@@ -345,7 +337,7 @@ func (d *Driver) alreadyStaged(want stageRecord) (bool, error) {
 // checkMountedNamespace checks that the device mounted for rec is still
 // rec's namespace: a stage record alone never proves what is mounted.
 func (d *Driver) checkMountedNamespace(e MountEntry, rec stageRecord) error {
-	ns, _, err := d.cfg.Connector.NamespaceOf(e.Device)
+	ns, err := d.cfg.Connector.Identify(e.Device)
 	if err != nil {
 		if _, serr := os.Stat(e.Device); isNotExist(serr) {
 			return precondition("volume %s is staged at %s, but its device %s is gone (its controller was deleted, e.g. after ctrl_loss_tmo): unstage it and stage it again", rec.VolumeID, rec.StagingPath, e.Device)
@@ -429,6 +421,10 @@ type stagePlan struct {
 	// format: the device was found blank (or the policy allows formatting
 	// it), so mkfs runs.
 	format bool
+	// probed: the plugin's own look at the superblock found a clean file
+	// system of the requested type and nothing else on the device, so it
+	// is mounted without asking blkid and fsck again.
+	probed bool
 }
 
 type planKind int
@@ -440,8 +436,11 @@ const (
 )
 
 func (p stagePlan) String() string {
-	if p.format {
+	switch {
+	case p.format:
 		return "format, then mount"
+	case p.probed:
+		return "mount the clean file system found"
 	}
 	return [...]string{"bind the device node", "mount the file system in use elsewhere", "check, then mount"}[p.kind]
 }
@@ -471,24 +470,27 @@ func (d *Driver) mountStage(want stageRecord, ns kernel.Namespace, plan stagePla
 			opts = append(opts, map[string]string{"ext4": "noload", "ext3": "noload", "xfs": "norecovery"}[want.FSType])
 		}
 	}
-	switch plan.kind {
-	case planBlock:
+	switch {
+	case plan.kind == planBlock:
 		file := blockStagingFile(want.StagingPath)
 		if err := createFile(file); err != nil {
 			return fmt.Errorf("create block staging file: %w", err)
 		}
-		if err := d.cfg.Mounter.Mount(ns.DevicePath, file, "", []string{"bind"}); err != nil {
+		if err := d.ownMounts.Bind(ns.DevicePath, file, nil); err != nil {
 			return fmt.Errorf("bind %s at %s: %w", ns.DevicePath, file, err)
 		}
-	case planMountInUse:
+	case plan.kind == planMountInUse:
 		// A second mount of a block device with other read-only state fails
 		// (EBUSY: "would change RO state"): bind the mounted file system
 		// instead, read-only or not per mount.
-		bindOpts := append([]string{"bind"}, opts...)
-		if err := d.cfg.Mounter.Mount(plan.from, want.StagingPath, "", bindOpts); err != nil {
+		if err := d.ownMounts.Bind(plan.from, want.StagingPath, opts); err != nil {
 			return fmt.Errorf("bind %s (the file system of %s) at %s: %w", plan.from, ns.DevicePath, want.StagingPath, err)
 		}
-	case planFormatAndMount:
+	case plan.probed:
+		if err := d.ownMounts.Mount(ns.DevicePath, want.StagingPath, want.FSType, opts); err != nil {
+			return fmt.Errorf("mount %s at %s: %w", ns.DevicePath, want.StagingPath, err)
+		}
+	default:
 		// The plan has decided the device may be formatted if blkid still
 		// finds it blank; mount-utils asks blkid again and runs fsck on a
 		// file system mounted read-write. A format is recorded first: a

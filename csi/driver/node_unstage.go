@@ -76,29 +76,34 @@ func (d *Driver) unstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRe
 			return err
 		}
 	}
+	o.step("check")
 	resume, err := d.cfg.Connector.QuiesceHealth(o.ctx, rec.StagingPath)
 	if err != nil {
 		return err
 	}
+	o.step("quiesce")
 	return o.finish("unmounting "+staging, releaseTimeout, func(ctx context.Context) error {
 		defer resume()
 		for _, e := range mounted {
-			if err := d.cfg.Mounter.Unmount(e.Path); err != nil {
+			if err := d.ownMounts.Unmount(e.Path); err != nil {
 				return fmt.Errorf("unmount %s: %w", e.Path, err)
 			}
 		}
 		if err := removeBlockFile(d, staging); err != nil {
 			return err
 		}
+		o.step("unmount")
 		if err := d.releaseStageController(ctx, log, rec, mounted); err != nil {
 			return err
 		}
+		o.step("release")
 		if err := d.state.deleteStage(id, staging); err != nil {
 			return err
 		}
 		if !d.staged(id) {
 			d.forgetAuth(id)
 		}
+		o.step("record")
 		log.Info("unstaged", "devices", devices(mounted))
 		return nil
 	})

@@ -30,24 +30,34 @@ type op struct {
 	detached int    // steps still running after the caller left
 	what     string // the last of them
 	ended    bool
+
+	steps *stepTimer
 }
 
 // begin takes volume id's lock (Aborted when another operation holds it)
 // and bounds ctx by the operation timeout.
 func (d *Driver) begin(ctx context.Context, id string) (*op, error) {
+	steps := newStepTimer()
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.OperationTimeout)
 	if err := d.volumes.acquire(ctx, id); err != nil {
 		cancel()
 		return nil, err
 	}
-	return &op{d: d, id: id, ctx: ctx, cancel: cancel}, nil
+	steps.step("lock")
+	return &op{d: d, id: id, ctx: ctx, cancel: cancel, steps: steps}, nil
 }
+
+// step ends the operation's step called name (see stepTimer).
+func (o *op) step(name string) { o.steps.step(name) }
 
 // end releases the volume's lock, unless a step that cannot be abandoned
 // still runs: then the last such step releases it when it is done, so no
 // other operation on the volume starts while, say, mkfs still writes.
 func (o *op) end() {
 	o.cancel()
+	if o.d.log.IsDebug() {
+		o.d.log.Debug("steps", "volume_id", o.id, "ms", o.steps.String())
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.ended = true

@@ -97,6 +97,15 @@ func (d *Driver) reconcileSubsystem(ctx context.Context, log hclog.Logger, nqn s
 	var live []kernel.Controller
 	for _, rec := range recs {
 		plog := log.With("portal", rec.Target.Portal().String())
+		if rec.stale {
+			// Its controller went with the kernel that held it; one there
+			// now (same name, maybe the same inode) is someone else's.
+			plog.Info("controller record from before a reboot: forgetting it, and leaving any controller there now alone", "controller", rec.Name)
+			if err := d.state.deleteController(rec.Key); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		ctrl, found, err := d.findRecorded(rec)
 		if err != nil {
 			errs = append(errs, err)

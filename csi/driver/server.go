@@ -23,7 +23,12 @@ import (
 // NewGRPCServer returns a server with the identity and node services and
 // the logging, metrics and panic interceptor.
 func (d *Driver) NewGRPCServer() *grpc.Server {
-	s := grpc.NewServer(grpc.UnaryInterceptor(d.UnaryInterceptor()))
+	s := grpc.NewServer(grpc.UnaryInterceptor(d.UnaryInterceptor()),
+		// Fixed flow-control windows turn off gRPC's bandwidth estimation,
+		// which pings the client at every request: a wake-up of the
+		// orchestrator in the middle of each call, for messages of a few
+		// hundred bytes.
+		grpc.StaticStreamWindowSize(1<<20), grpc.StaticConnWindowSize(1<<20))
 	csi.RegisterIdentityServer(s, d)
 	csi.RegisterNodeServer(s, d)
 	return s

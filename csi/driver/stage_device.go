@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nvmeof/nvmeof/csi/internal/fsprobe"
 	"github.com/nvmeof/nvmeof/shared/nvme"
 	"github.com/nvmeof/nvmeof/shared/nvme/kernel"
 )
@@ -133,16 +134,42 @@ func (r stageRecord) stagesNamespace(nqn string, ns kernel.Namespace) bool {
 // holds, or format it when it is blank (or the policy says so). blkid says
 // "nothing found" for a device it cannot read too, so the controller must
 // be live and the head must read before anything is decided.
+//
+// A device whose own head and tail show a clean file system of the type
+// asked for, and nothing else blkid would report (fsprobe), is mounted
+// without blkid and fsck: they would only say so again, at the cost of
+// three process starts. Everything else, and anything a cut-short format
+// of ours may have left, goes to blkid, the authority before any format.
 func (d *Driver) planUnused(o *op, want stageRecord, policy nvme.FormatPolicy, ns kernel.Namespace) (stagePlan, error) {
 	if err := d.waitLivePath(o.ctx, ns, "deciding whether the device is blank"); err != nil {
+		return stagePlan{}, err
+	}
+	ours, err := d.state.formatStarted(ns, want.VolumeID)
+	if err != nil {
 		return stagePlan{}, err
 	}
 	// Reading the device waits as long as its I/O does (a controller that
 	// went to "connecting" since): each read is bounded, and one that
 	// outlives the bound keeps the volume locked until it returns.
+	if !ours {
+		var probe fsprobe.Result
+		err := o.bounded("reading the superblock of "+ns.DevicePath, func() error {
+			var err error
+			if probe, err = probeDevice(ns.DevicePath); err != nil {
+				return unavailable("read %s before deciding whether it holds a file system: %v; not formatting a device that cannot be read", ns.DevicePath, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return stagePlan{}, err
+		}
+		if probe.FSType == want.FSType && (probe.Clean || want.ReadOnly) {
+			return stagePlan{kind: planFormatAndMount, probed: true}, nil
+		}
+		d.log.Debug("the device's own superblock does not settle it; asking blkid", "device", ns.DevicePath, "probe", probe.String())
+	}
 	var zero bool
-	var format string
-	err := o.bounded("reading the first MiB of "+ns.DevicePath, func() error {
+	err = o.bounded("reading the first MiB of "+ns.DevicePath, func() error {
 		var err error
 		if zero, err = headIsZero(ns.DevicePath); err != nil {
 			return unavailable("read the first MiB of %s before deciding whether it holds a file system: %v; not formatting a device that cannot be read", ns.DevicePath, err)
@@ -152,6 +179,7 @@ func (d *Driver) planUnused(o *op, want stageRecord, policy nvme.FormatPolicy, n
 	if err != nil {
 		return stagePlan{}, err
 	}
+	var format string
 	err = o.bounded("running blkid on "+ns.DevicePath, func() error {
 		var err error
 		if format, err = d.formatter.GetDiskFormat(ns.DevicePath); err != nil {
@@ -159,10 +187,6 @@ func (d *Driver) planUnused(o *op, want stageRecord, policy nvme.FormatPolicy, n
 		}
 		return nil
 	})
-	if err != nil {
-		return stagePlan{}, err
-	}
-	ours, err := d.state.formatStarted(ns, want.VolumeID)
 	if err != nil {
 		return stagePlan{}, err
 	}
@@ -215,6 +239,24 @@ func (d *Driver) waitLivePath(ctx context.Context, ns kernel.Namespace, before s
 		case <-ticker.C:
 		}
 	}
+}
+
+// probeDevice looks at the superblock of a device (fsprobe).
+func probeDevice(device string) (fsprobe.Result, error) {
+	f, err := os.Open(device)
+	if err != nil {
+		return fsprobe.Result{}, fmt.Errorf("open %s: %w", device, err)
+	}
+	defer func() { _ = f.Close() }()
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fsprobe.Result{}, fmt.Errorf("size of %s: %w", device, err)
+	}
+	r, err := fsprobe.Probe(f, size, time.Now())
+	if err != nil {
+		return fsprobe.Result{}, fmt.Errorf("%s: %w", device, err)
+	}
+	return r, nil
 }
 
 // headIsZero reads the first headSize bytes of a device (all of a smaller

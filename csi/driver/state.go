@@ -34,6 +34,14 @@ type controllerRecord struct {
 	Name   string
 	ID     uint64 `json:",omitempty"`
 	CntlID int    `json:",omitempty"`
+	// Boot is the kernel's boot_id when the record was written: a
+	// controller does not outlive its boot, and after a reboot another one
+	// may get the same name and sysfs inode. Empty in records from before
+	// it was kept, and when the boot id cannot be read.
+	Boot string `json:",omitempty"`
+	// stale: written in another boot. Such a record describes nothing that
+	// exists; only reconciliation sees it, to forget it.
+	stale bool
 }
 
 // pending reports a creation whose answer never came in: the plugin was
@@ -162,23 +170,40 @@ const (
 	formatsDir     = "formats"
 )
 
-// stateStore keeps records as one small JSON file each, written atomically,
-// so a kill at any moment leaves either the old or the new record. A
-// record that cannot be parsed is set aside (renamed *.corrupt-<time>)
-// and logged: the kernel and the mount table still say what is real, and
-// one bad file must not stop every stage on the node.
+// stateStore keeps records as one small JSON file each, written to a temp
+// file and renamed over the old one, so a kill at any moment leaves either
+// the old or the new record. A record that cannot be parsed is set aside
+// (renamed *.corrupt-<time>) and logged: the kernel and the mount table
+// still say what is real, and one bad file must not stop every stage on
+// the node.
+//
+// Only format records are fsync'd (two fsyncs, on the mkfs path), and only
+// their removal syncs the directory. A kill of the plugin loses nothing
+// without fsync: the page cache keeps every write. What fsync adds is
+// survival of a crash of the whole host, and then every controller and
+// every mount is gone with the kernel that held them: the controller,
+// stage and publish records describe state that no longer exists,
+// reconciliation forgets them (a controller record carries the boot id,
+// so it owns nothing after a reboot), and losing one instead is the same.
+// A format record is the exception: it speaks for the remote namespace,
+// which keeps a half-written file system across the crash; lost, the
+// retried stage refuses to touch the device (fail-closed), so it is
+// synced for the sake of recovery; a removal that came back would let a
+// later stage format raw data, so removals are synced.
 type stateStore struct {
 	dir string
 	log hclog.Logger
+	// boot is the kernel's boot_id; "" when it could not be read.
+	boot string
 }
 
-func newStateStore(dir string, log hclog.Logger) (*stateStore, error) {
+func newStateStore(dir string, log hclog.Logger, boot string) (*stateStore, error) {
 	for _, sub := range []string{controllersDir, stagesDir, publishesDir, formatsDir} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("create state dir: %w", err)
 		}
 	}
-	return &stateStore{dir: dir, log: log}, nil
+	return &stateStore{dir: dir, log: log, boot: boot}, nil
 }
 
 func (s *stateStore) path(sub string, parts ...string) string {
@@ -196,14 +221,24 @@ func (s *stateStore) publishPath(targetPath string) string {
 }
 
 func (s *stateStore) putController(r controllerRecord) error {
+	r.Boot = s.boot
 	return writeJSONAtomic(s.controllerPath(r.Key), r)
 }
 
-// controller returns key's record; ok false when there is none.
+// controller returns key's record; ok false when there is none, or only
+// one from another boot.
 func (s *stateStore) controller(key string) (controllerRecord, bool, error) {
 	var r controllerRecord
 	ok, err := s.read(s.controllerPath(key), &r)
+	if ok && s.fromAnotherBoot(r) {
+		return controllerRecord{}, false, err
+	}
 	return r, ok, err
+}
+
+// fromAnotherBoot reports whether r was written before the last reboot.
+func (s *stateStore) fromAnotherBoot(r controllerRecord) bool {
+	return r.Boot != "" && s.boot != "" && r.Boot != s.boot
 }
 
 func (s *stateStore) deleteController(key string) error { return removeFile(s.controllerPath(key)) }
@@ -254,7 +289,7 @@ func (s *stateStore) formatPath(ns kernel.Namespace) string {
 }
 
 func (s *stateStore) putFormat(ns kernel.Namespace, volumeID string) error {
-	return writeJSONAtomic(s.formatPath(ns), formatRecordOf(ns, volumeID))
+	return writeJSONDurable(s.formatPath(ns), formatRecordOf(ns, volumeID))
 }
 
 // formatStarted reports whether the plugin started formatting ns for
@@ -266,10 +301,16 @@ func (s *stateStore) formatStarted(ns kernel.Namespace, volumeID string) (bool, 
 	return ok && r == formatRecordOf(ns, volumeID), err
 }
 
-func (s *stateStore) deleteFormat(ns kernel.Namespace) error { return removeFile(s.formatPath(ns)) }
+func (s *stateStore) deleteFormat(ns kernel.Namespace) error { return removeDurable(s.formatPath(ns)) }
 
+// controllers lists every controller record, those of another boot marked
+// stale.
 func (s *stateStore) controllers() ([]controllerRecord, error) {
-	return readAll[controllerRecord](s, controllersDir)
+	recs, err := readAll[controllerRecord](s, controllersDir)
+	for i := range recs {
+		recs[i].stale = s.fromAnotherBoot(recs[i])
+	}
+	return recs, err
 }
 
 func (s *stateStore) stages() ([]stageRecord, error) { return readAll[stageRecord](s, stagesDir) }
@@ -326,9 +367,21 @@ func (s *stateStore) read(path string, v any) (bool, error) {
 	return true, nil
 }
 
-// writeJSONAtomic writes a temp file beside path, syncs it, renames it over
-// path and syncs the directory, so the record survives a power cut whole.
+// writeJSONAtomic writes a temp file beside path and renames it over
+// path: a kill leaves the old record or the new one, never half of one.
+// It does not fsync (see stateStore for why no record but a format record
+// needs to survive a crash of the host).
 func writeJSONAtomic(path string, v any) error {
+	return writeJSON(path, v, false)
+}
+
+// writeJSONDurable is writeJSONAtomic that also syncs the file before the
+// rename and the directory after it, so the record survives a power cut.
+func writeJSONDurable(path string, v any) error {
+	return writeJSON(path, v, true)
+}
+
+func writeJSON(path string, v any, durable bool) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode state record: %w", err)
@@ -340,7 +393,7 @@ func writeJSONAtomic(path string, v any) error {
 	}
 	tmp := f.Name()
 	_, err = f.Write(b)
-	if err == nil {
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -353,7 +406,10 @@ func writeJSONAtomic(path string, v any) error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("write state record %s: %w", path, err)
 	}
-	return syncDir(dir)
+	if durable {
+		return syncDir(dir)
+	}
+	return nil
 }
 
 func syncDir(dir string) error {
@@ -371,8 +427,22 @@ func syncDir(dir string) error {
 	return nil
 }
 
+// removeFile removes a record; one already gone is no error.
 func removeFile(path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove state record: %w", err)
+	}
+	return nil
+}
+
+// removeDurable removes a record and, when there was one, syncs the
+// directory, so the removal survives a power cut.
+func removeDurable(path string) error {
+	err := os.Remove(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("remove state record: %w", err)
 	}
 	return syncDir(filepath.Dir(path))

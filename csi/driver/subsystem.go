@@ -281,6 +281,13 @@ func (d *Driver) releaseSubsystemLocked(ctx context.Context, log hclog.Logger, h
 		if rec.Target.NQN != nqn {
 			continue
 		}
+		if rec.stale {
+			// Written before a reboot: it owns nothing there now.
+			if err := d.state.deleteController(rec.Key); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		if err := d.releasePath(ctx, log, rec, staged); err != nil {
 			errs = append(errs, err)
 		}

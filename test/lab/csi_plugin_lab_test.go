@@ -111,9 +111,15 @@ func startPlugin(t *testing.T, socket, stateDir string) *csiPlugin {
 
 // pluginOptions are the flags a test changes.
 type pluginOptions struct {
-	connector   string // --connector; "" for the default (fabrics)
-	metricsAddr string // --metrics-addr; "" for none
-	extra       []string
+	connector      string // --connector; "" for the default (fabrics)
+	metricsAddr    string // --metrics-addr; "" for none
+	logLevel       string // --log-level; "" for debug
+	healthInterval string // --health-interval; "" for the default (15s)
+	// logFile takes the plugin's stderr instead of a pipe into csiPlugin.log:
+	// a write to a file wakes no reader, so a benchmark reading the debug
+	// log does not pay for a context switch per line.
+	logFile string
+	extra   []string // further flags
 }
 
 func startPluginWith(t *testing.T, socket, stateDir string, opts pluginOptions) *csiPlugin {
@@ -128,9 +134,23 @@ func startPluginWith(t *testing.T, socket, stateDir string, opts pluginOptions) 
 	if opts.metricsAddr != "" {
 		args = append(args, "--metrics-addr="+opts.metricsAddr)
 	}
+	if opts.logLevel != "" {
+		args = append(args, "--log-level="+opts.logLevel)
+	}
+	if opts.healthInterval != "" {
+		args = append(args, "--health-interval="+opts.healthInterval)
+	}
 	args = append(args, opts.extra...)
 	p.cmd = exec.Command(pluginBinary, args...) //nolint:noctx // stopped by stop (SIGTERM) or kill (SIGKILL), which a context could not tell apart
 	p.cmd.Stderr = p.log
+	if opts.logFile != "" {
+		f, err := os.Create(opts.logFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = f.Close() })
+		p.cmd.Stderr = f
+	}
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", pluginBinary, err)

@@ -80,3 +80,10 @@ lab-shell: lab-image lab-binaries ## boot the first LAB_KERNEL with the target r
 
 lab-clean: ## drop the lab's caches (debs, kernel, images)
 	rm -rf $(LAB_CACHE)
+
+# The attach and detach benchmark alone (it runs in `make lab` too): the
+# plugin against the bare kernel, alternating in one VM run, and what its
+# steps are made of. Figures and how to read them: docs/PERFORMANCE.md.
+.PHONY: lab-bench
+lab-bench: ## the attach/detach benchmark alone: the plugin against the bare kernel (LAB-BENCH lines)
+	@$(MAKE) --no-print-directory lab LAB_RUN='^(TestAttachDetachBench|TestAttachStepCosts|TestFileSystemToolCosts)$$'

@@ -260,7 +260,7 @@ func TestMultipathStage(t *testing.T) {
 	multipathTarget(t)
 	socket, state := pluginDirs(t)
 	const metricsAddr = "127.0.0.1:9812"
-	p := startPluginWith(t, socket, state, pluginOptions{metricsAddr: metricsAddr, extra: []string{"--metrics-interval=500ms"}})
+	p := startPluginWith(t, socket, state, pluginOptions{metricsAddr: metricsAddr, healthInterval: "500ms"})
 	v := newCSIVolume(t, "lab-mp", mountCapability("ext4"), multipathContext(1, labtarget.MultiNS1UUID))
 	stagePublished(t, p, v)
 

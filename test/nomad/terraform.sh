@@ -9,7 +9,12 @@ work=$1 out=$2
 root=$(cd "$(dirname "$0")/../.." && pwd)
 
 mkdir -p "$work/tfbin" "$work/tf"
-(cd "$root" && CGO_ENABLED=0 ${GO:-go} build -trimpath -o "$work/tfbin/terraform-provider-nvme" ./provider/cmd/terraform-provider-nvme)
+# NVME_PROVIDER names a provider binary built already (make nomad-e2e-binaries).
+if [[ -x ${NVME_PROVIDER:-} ]]; then
+	cp "$NVME_PROVIDER" "$work/tfbin/terraform-provider-nvme"
+else
+	(cd "$root" && CGO_ENABLED=0 ${GO:-go} build -trimpath -o "$work/tfbin/terraform-provider-nvme" ./provider/cmd/terraform-provider-nvme)
+fi
 cat >"$work/terraformrc" <<RC
 provider_installation {
   dev_overrides {

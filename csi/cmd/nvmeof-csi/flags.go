@@ -22,9 +22,8 @@ type options struct {
 	host                             kernel.HostSources
 	kernelConfig                     []string
 	maxVolumes                       int64
-	operationTimeout                 time.Duration
+	operationTimeout, healthInterval time.Duration
 	healInterval                     time.Duration
-	metricsInterval                  time.Duration
 	healJitter                       float64
 	logJSON, version                 bool
 }
@@ -55,11 +54,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		"how often to look for missing paths of staged volumes and reconnect them; a path that keeps failing is retried less often, doubling up to 5m")
 	fset.Float64Var(&o.healJitter, "heal-jitter", driver.DefaultHealJitter,
 		"stretch each healing wait by up to this fraction, at random (0 to 1), so that nodes do not reconnect in lockstep")
+	fset.DurationVar(&o.healthInterval, "health-interval", 15*time.Second,
+		"how often the background monitor reads the controllers' and paths' states (health and metrics) and probes each staged file system with a write (it skips a volume while an operation runs on it)")
 	fset.StringVar(&o.stateDir, "state-dir", env("NVMEOF_STATE_DIR", "/var/lib/nvmeof-csi"), "directory that records what the plugin connected; must survive restarts")
 	fset.StringVar(&o.connector, "connector", env("NVMEOF_CONNECTOR", "fabrics"), "how to connect: fabrics (write /dev/nvme-fabrics) or nvme-cli")
 	fset.StringVar(&o.logLevel, "log-level", env("NVMEOF_LOG_LEVEL", "info"), "trace, debug, info, warn or error")
 	fset.StringVar(&o.metricsAddr, "metrics-addr", env("NVMEOF_METRICS_ADDR", ""), "serve Prometheus metrics on this address, e.g. 127.0.0.1:9810 (off when empty)")
-	fset.DurationVar(&o.metricsInterval, "metrics-interval", 15*time.Second, "how often the metrics look at the controllers, paths and volumes")
 	fset.BoolVar(&o.logJSON, "log-json", env("NVMEOF_LOG_JSON", "") == "true", "log in JSON")
 	fset.BoolVar(&o.version, "version", false, "print the version and exit")
 	kernelConfig := fset.String("kernel-config", env("NVMEOF_KERNEL_CONFIG", ""),
@@ -94,9 +94,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		errs = append(errs, fmt.Errorf("--max-volumes %q must be a whole number, 0 or more", *maxVolumes))
 	}
 	o.maxVolumes = n
-	if o.metricsInterval <= 0 {
-		errs = append(errs, fmt.Errorf("--metrics-interval %v must be positive", o.metricsInterval))
-	}
 	if o.healInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--heal-interval %v must be positive", o.healInterval))
 	}
@@ -114,6 +111,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.stateDir == "" {
 		errs = append(errs, errors.New("--state-dir must not be empty"))
+	}
+	if o.healthInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--health-interval %v must be positive", o.healthInterval))
 	}
 	return o, errors.Join(errs...)
 }

@@ -31,6 +31,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "validate" {
+		return runValidate(args[1:], stdout, stderr)
+	}
 	opts, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -72,7 +75,7 @@ func serve(opts options, logger hclog.Logger) error {
 		DriverName: opts.driverName, Version: version(), NodeID: nodeID, Host: host,
 		StateDir: opts.stateDir, MaxVolumes: opts.maxVolumes, OperationTimeout: opts.operationTimeout,
 		HealInterval: opts.healInterval, HealJitter: opts.healJitter,
-		Connector: conn, Mounter: mount.New(""), Exec: utilexec.New(),
+		Connector: conn, Mounter: mount.New(""), Mounts: driver.SyscallMounts{}, Exec: utilexec.New(),
 		MountTable:  driver.ProcMountTable{Path: "/proc/self/mountinfo", DevDir: "/dev"},
 		KernelCheck: func() error { return kernel.CheckFabricsSupport("/sys", "/dev") },
 		Capabilities: func() kernel.Capabilities {
@@ -90,7 +93,7 @@ func serve(opts options, logger hclog.Logger) error {
 	if err := d.Reconcile(ctx); err != nil {
 		logger.Error("start-up reconciliation failed; serving anyway", "error", err)
 	}
-	go d.Monitor(ctx, opts.metricsInterval)
+	go d.Monitor(ctx, opts.healthInterval)
 	go d.Heal(ctx)
 	if opts.metricsAddr != "" {
 		srv := &http.Server{Addr: opts.metricsAddr, Handler: metrics.Handler(), ReadHeaderTimeout: 5 * time.Second}

@@ -19,10 +19,11 @@ func TestBadFlagsExitTwo(t *testing.T) {
 		{"bad connector", []string{"--endpoint=unix:///x.sock", "--connector=spdk"}, "--connector"},
 		{"bad max volumes", []string{"--endpoint=unix:///x.sock", "--max-volumes=-1"}, "--max-volumes"},
 		{"bad log level", []string{"--endpoint=unix:///x.sock", "--log-level=loud"}, "--log-level"},
-		{"zero metrics interval", []string{"--endpoint=unix:///x.sock", "--metrics-interval=0s"}, "--metrics-interval"},
 		{"zero heal interval", []string{"--endpoint=unix:///x.sock", "--heal-interval=0s"}, "--heal-interval"},
 		{"heal jitter above 1", []string{"--endpoint=unix:///x.sock", "--heal-jitter=1.5"}, "--heal-jitter"},
 		{"negative heal jitter", []string{"--endpoint=unix:///x.sock", "--heal-jitter=-0.1"}, "--heal-jitter"},
+		{"zero health interval", []string{"--endpoint=unix:///x.sock", "--health-interval=0s"}, "--health-interval 0s must be positive"},
+		{"negative health interval", []string{"--endpoint=unix:///x.sock", "--health-interval=-1s"}, "--health-interval"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

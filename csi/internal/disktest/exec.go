@@ -75,21 +75,29 @@ func Format(device, fstype string) error {
 	return nil
 }
 
-// FSType reads device's signature; "" when blank.
+// FSType reads device's signature; "" when blank. Besides its own
+// signature it knows a real ext (ext4) or xfs superblock by its magic, as
+// a test may write one to take the plugin's own superblock probe.
 func FSType(device string) (string, error) {
 	f, err := os.Open(device)
 	if err != nil {
 		return "", fmt.Errorf("disktest: open %s: %w", device, err)
 	}
 	defer func() { _ = f.Close() }()
-	buf := make([]byte, 64)
+	buf := make([]byte, 2048)
 	n, _ := f.ReadAt(buf, 0)
-	line, _, _ := bytes.Cut(buf[:n], []byte("\n"))
-	fstype, ok := strings.CutPrefix(string(line), signaturePrefix)
-	if !ok {
-		return "", nil
+	buf = buf[:n]
+	line, _, _ := bytes.Cut(buf, []byte("\n"))
+	if fstype, ok := strings.CutPrefix(string(line), signaturePrefix); ok {
+		return fstype, nil
 	}
-	return fstype, nil
+	switch {
+	case bytes.HasPrefix(buf, []byte("XFSB")):
+		return "xfs", nil
+	case len(buf) >= 1082 && buf[1080] == 0x53 && buf[1081] == 0xef:
+		return "ext4", nil
+	}
+	return "", nil
 }
 
 // Command returns a FakeCmd whose every way of running simulates the tool.

@@ -131,6 +131,11 @@ type Connector interface {
 	ResolveTarget(ctx context.Context, t nvme.Target) (nvme.Target, error)
 	// Find returns the usable controller matching c, if there is one.
 	Find(c nvme.ValidConnection) (Controller, bool, error)
+	// Refresh reads ctrl again, as sysfs shows it now: one controller's
+	// attributes, where Find looks at every controller of the subsystem.
+	// A controller that is gone, or whose name now belongs to another, is
+	// an error matching ErrControllerGone.
+	Refresh(ctrl Controller) (Controller, error)
 	// Resolve waits (bounded by ctx) for the namespace sel picks on the
 	// controller's subsystem to appear, and verifies its identity.
 	Resolve(ctx context.Context, ctrl Controller, sel nvme.NamespaceSelector) (Namespace, error)
@@ -144,6 +149,10 @@ type Connector interface {
 	// NamespaceOf maps a block device (a name such as nvme1n2, or a /dev
 	// path) to its namespace and the controllers that reach it.
 	NamespaceOf(device string) (Namespace, []Controller, error)
+	// Identify maps a block device to its namespace alone: what
+	// NamespaceOf returns without the controllers, which cost a read of
+	// each (a publish asks only which namespace is mounted).
+	Identify(device string) (Namespace, error)
 	// Namespaces lists the namespaces reached through ctrl. Any read that
 	// fails is an error, never a shorter list: callers decide from it
 	// whether a controller is still in use.

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -67,6 +68,13 @@ type ConnectorConfig struct {
 	// ControlFiles opens /dev/nvme-fabrics and writes sysfs attributes;
 	// nil uses the real files. Tests pass a simulated host (kerneltest).
 	ControlFiles ControlFiles
+	// DiskEvents starts listening for disk events, which Resolve waits
+	// for; nil listens to the kernel's uevents (ListenDiskEvents). Tests
+	// pass the simulated host's.
+	DiskEvents func() (DiskEvents, error)
+	// DiskEventFallback is how long Resolve waits for an event before it
+	// looks anyway; zero is DefaultDiskEventFallback.
+	DiskEventFallback time.Duration
 }
 
 // ControlFiles is the connector's edge to the kernel's control files: the
@@ -123,6 +131,12 @@ func NewConnector(cfg ConnectorConfig) (Connector, error) {
 	if cfg.ControlFiles == nil {
 		cfg.ControlFiles = osControlFiles{}
 	}
+	if cfg.DiskEvents == nil {
+		cfg.DiskEvents = ListenDiskEvents
+	}
+	if cfg.DiskEventFallback <= 0 {
+		cfg.DiskEventFallback = DefaultDiskEventFallback
+	}
 	if cfg.LookupHost == nil {
 		cfg.LookupHost = func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host) //nolint:wrapcheck // resolveTarget wraps it with the host name
@@ -134,6 +148,9 @@ func NewConnector(cfg ConnectorConfig) (Connector, error) {
 		backoff:    cfg.Backoff,
 		log:        cfg.Logger.Named("connector"),
 		lookupHost: cfg.LookupHost,
+
+		diskEvents:        cfg.DiskEvents,
+		diskEventFallback: cfg.DiskEventFallback,
 	}
 	switch cfg.Backend {
 	case BackendFabrics:

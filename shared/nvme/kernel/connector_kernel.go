@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -27,6 +28,9 @@ type kernelConnector struct {
 	log        hclog.Logger
 	lookupHost HostLookup
 	backend    controllerCreator
+	// diskEvents listens for disks as Resolve waits for one.
+	diskEvents        func() (DiskEvents, error)
+	diskEventFallback time.Duration
 }
 
 var _ Connector = (*kernelConnector)(nil)
@@ -71,14 +75,13 @@ func (k *kernelConnector) Create(ctx context.Context, vc nvme.ValidConnection) (
 	return ctrl, nil
 }
 
-// createOnce makes a controller, or says one exists.
+// createOnce makes a controller, or says one exists. It does not look for
+// one first: the kernel refuses a duplicate with EALREADY before it does
+// anything (the nvme-cli backend looks itself, since nvme-cli's answer is
+// not to be trusted), and the caller has just looked (Find) to decide
+// between adopting and creating.
 func (k *kernelConnector) createOnce(ctx context.Context, vc nvme.ValidConnection) (Controller, error) {
 	c := vc.Connection()
-	if ctrl, found, err := findController(k.sys, c); err != nil {
-		return Controller{}, err
-	} else if found {
-		return Controller{}, &permanentError{fmt.Errorf("%s for subsystem %q: %w", ctrl.Name, c.Target.NQN, ErrControllerExists)}
-	}
 	name, err := k.backend.create(ctx, vc)
 	var inflight *InFlightError
 	switch {
@@ -152,7 +155,8 @@ func (k *kernelConnector) newController(name string, c nvme.Connection) (Control
 		// Deleted and its name reused in the meantime; try again.
 		return Controller{}, fmt.Errorf("new controller %s does not match subsystem %q any more: %w", name, c.Target.NQN, syscall.EAGAIN)
 	}
-	k.log.Info("connected", "controller", ctrl.Name, "nqn", ctrl.Subsystem, "traddr", ctrl.TrAddr, "trsvcid", ctrl.TrSvcID, "state", ctrl.State)
+	// Debug: the caller says at Info level what it connected, and why.
+	k.log.Debug("connected", "controller", ctrl.Name, "nqn", ctrl.Subsystem, "traddr", ctrl.TrAddr, "trsvcid", ctrl.TrSvcID, "state", ctrl.State)
 	return ctrl, nil
 }
 
@@ -179,6 +183,10 @@ func (k *kernelConnector) Find(c nvme.ValidConnection) (Controller, bool, error)
 	return findController(k.sys, c.Connection())
 }
 
+func (k *kernelConnector) Refresh(ctrl Controller) (Controller, error) {
+	return k.currentController(ctrl)
+}
+
 func (k *kernelConnector) Controllers() ([]Controller, error) {
 	return k.sys.controllers()
 }
@@ -199,6 +207,7 @@ func (k *kernelConnector) Disconnect(ctx context.Context, ctrl Controller) error
 	// Deleting waits for the controller's teardown in the kernel; like the
 	// connect write it cannot be interrupted, so ctx only bounds our wait.
 	done := make(chan error, 1)
+	start := time.Now()
 	go func() { done <- k.sys.writeAttr(k.sys.controllerDir(ctrl.Name), "delete_controller", "1") }()
 	select {
 	case err = <-done:
@@ -208,7 +217,8 @@ func (k *kernelConnector) Disconnect(ctx context.Context, ctrl Controller) error
 	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENODEV) {
 		return fmt.Errorf("disconnect %s (subsystem %q): %w", ctrl.Name, ctrl.Subsystem, err)
 	}
-	k.log.Info("disconnected", "controller", ctrl.Name, "nqn", ctrl.Subsystem)
+	k.log.Debug("disconnected", "controller", ctrl.Name, "nqn", ctrl.Subsystem,
+		"kernel_delete_ms", float64(time.Since(start).Microseconds())/1000)
 	return nil
 }
 

@@ -18,7 +18,7 @@ import (
 func newCLIConnector(t *testing.T, h *kerneltest.Host) Connector {
 	t.Helper()
 	c, err := NewConnector(ConnectorConfig{SysfsRoot: h.SysfsRoot(), DevRoot: h.DevRoot(), Backend: BackendNVMeCLI,
-		NVMeCLIPath: "/usr/sbin/nvme", Exec: h.NVMeCLI(), ControlFiles: h, Backoff: fastBackoff})
+		NVMeCLIPath: "/usr/sbin/nvme", Exec: h.NVMeCLI(), ControlFiles: h, Backoff: fastBackoff, DiskEvents: simulatedDiskEvents(h)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,36 +15,44 @@ import (
 )
 
 // Resolve waits for the namespace sel picks on ctrl's subsystem. The kernel
-// scans namespaces asynchronously after a connect, so the lookup is
-// repeated every ResolvePoll until it succeeds, fails for good, or ctx
-// ends. An identity mismatch is final at once: it is the wrong namespace,
-// and waiting cannot make it the right one.
+// scans namespaces asynchronously after a connect: the lookup is repeated
+// whenever the kernel announces a disk (its uevent), at the latest every
+// diskEventFallback, until it succeeds, fails for good, or ctx ends. The
+// announcements are listened to before the first lookup, so a disk added
+// after that lookup is never missed. Without them (no netlink socket), the
+// lookup is repeated every ResolvePoll. An identity mismatch is final at
+// once: it is the wrong namespace, and waiting cannot make it the right
+// one.
 func (k *kernelConnector) Resolve(ctx context.Context, ctrl Controller, sel nvme.NamespaceSelector) (Namespace, error) {
 	sel, err := normalizeSelector(sel)
 	if err != nil {
 		return Namespace{}, fmt.Errorf("resolve namespace on %s: %w", ctrl.Name, err)
 	}
-	var ticker *time.Ticker
+	// Usually the namespace is there by now: one look, and no listener.
+	ns, found, err := k.lookupNamespace(ctrl, sel)
+	if found || err != nil && !errors.Is(err, errNoSubsystemYet) {
+		return resolved(ctrl, sel, ns, err)
+	}
+	// Listen, then look again: a disk added since the first look is found
+	// by the second, one added after it is announced.
+	events, err := k.diskEvents()
+	if err != nil {
+		k.log.Debug("no disk events; polling sysfs for the namespace", "error", err)
+		events = nil
+	} else {
+		defer func() { _ = events.Close() }()
+	}
 	for {
 		ns, found, err := k.lookupNamespace(ctrl, sel)
-		switch {
-		case err != nil && !errors.Is(err, errNoSubsystemYet):
-			return Namespace{}, fmt.Errorf("resolve namespace %s of subsystem %q on %s: %w", sel, ctrl.Subsystem, ctrl.Name, err)
-		case found:
-			return ns, nil
+		if found || err != nil && !errors.Is(err, errNoSubsystemYet) {
+			return resolved(ctrl, sel, ns, err)
 		}
-		if ticker == nil {
-			ticker = time.NewTicker(ResolvePoll)
-			defer ticker.Stop()
-		}
-		select {
-		case <-ctx.Done():
+		if err := waitForDisk(ctx, events, k.diskEventFallback); err != nil {
 			if ana := k.hiddenByANA(ctrl, sel); ana != "" {
 				return Namespace{}, fmt.Errorf("namespace %s of subsystem %q has a path on %s, but the target makes it %s (ANA), and the kernel shows no device for a namespace until one of its paths is optimized or non-optimized: %w (%w)",
-					sel, ctrl.Subsystem, ctrl.Name, ana, ErrNamespaceInaccessible, ctx.Err())
+					sel, ctrl.Subsystem, ctrl.Name, ana, ErrNamespaceInaccessible, err)
 			}
-			return Namespace{}, fmt.Errorf("namespace %s of subsystem %q did not appear on %s: %w", sel, ctrl.Subsystem, ctrl.Name, ctx.Err())
-		case <-ticker.C:
+			return Namespace{}, fmt.Errorf("namespace %s of subsystem %q did not appear on %s: %w", sel, ctrl.Subsystem, ctrl.Name, err)
 		}
 	}
 }
@@ -77,6 +85,31 @@ func (k *kernelConnector) hiddenByANA(ctrl Controller, sel nvme.NamespaceSelecto
 		}
 	}
 	return ""
+}
+
+// resolved is Resolve's answer from a look that settled it.
+func resolved(ctrl Controller, sel nvme.NamespaceSelector, ns Namespace, err error) (Namespace, error) {
+	if err != nil {
+		return Namespace{}, fmt.Errorf("resolve namespace %s of subsystem %q on %s: %w", sel, ctrl.Subsystem, ctrl.Name, err)
+	}
+	return ns, nil
+}
+
+// waitForDisk returns when it is time to look for a disk again: an event
+// (or fallback without one) when events is set, ResolvePoll otherwise;
+// ctx's error when ctx ends first.
+func waitForDisk(ctx context.Context, events DiskEvents, fallback time.Duration) error {
+	if events != nil {
+		return events.Wait(ctx, fallback) //nolint:wrapcheck // Resolve says what it waited for
+	}
+	t := time.NewTimer(ResolvePoll)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err() //nolint:wrapcheck // Resolve says what it waited for
+	case <-t.C:
+		return nil
+	}
 }
 
 // normalizeSelector validates sel and brings uuid and nguid to canonical form.
@@ -269,20 +302,7 @@ func orNone(s string) string {
 // reach it: with native multipath every controller of the subsystem with a
 // path to the same nsid, without it the disk's own controller.
 func (k *kernelConnector) NamespaceOf(device string) (Namespace, []Controller, error) {
-	name := filepath.Base(device)
-	if classifyDisk(name) != diskPlain {
-		return Namespace{}, nil, fmt.Errorf("%q is not an NVMe namespace block device (nvmeXnY)", device)
-	}
-	real, err := filepath.EvalSymlinks(k.sys.blockDir(name))
-	if err != nil {
-		return Namespace{}, nil, fmt.Errorf("namespace %s: %w", name, err)
-	}
-	parent := filepath.Dir(real)
-	nqn, err := readAttr(parent, "subsysnqn")
-	if err != nil {
-		return Namespace{}, nil, fmt.Errorf("namespace %s: subsystem: %w", name, err)
-	}
-	ns, err := k.readNamespace(real, name, nqn)
+	ns, parent, err := k.identify(device)
 	if err != nil {
 		return Namespace{}, nil, err
 	}
@@ -298,6 +318,34 @@ func (k *kernelConnector) NamespaceOf(device string) (Namespace, []Controller, e
 		return Namespace{}, nil, err
 	}
 	return ns, ctrls, nil
+}
+
+func (k *kernelConnector) Identify(device string) (Namespace, error) {
+	ns, _, err := k.identify(device)
+	return ns, err
+}
+
+// identify reads the namespace of a block device, and the directory its
+// disk hangs off: its subsystem's (native multipath) or its controller's.
+func (k *kernelConnector) identify(device string) (Namespace, string, error) {
+	name := filepath.Base(device)
+	if classifyDisk(name) != diskPlain {
+		return Namespace{}, "", fmt.Errorf("%q is not an NVMe namespace block device (nvmeXnY)", device)
+	}
+	real, err := filepath.EvalSymlinks(k.sys.blockDir(name))
+	if err != nil {
+		return Namespace{}, "", fmt.Errorf("namespace %s: %w", name, err)
+	}
+	parent := filepath.Dir(real)
+	nqn, err := readAttr(parent, "subsysnqn")
+	if err != nil {
+		return Namespace{}, "", fmt.Errorf("namespace %s: subsystem: %w", name, err)
+	}
+	ns, err := k.readNamespace(real, name, nqn)
+	if err != nil {
+		return Namespace{}, "", err
+	}
+	return ns, parent, nil
 }
 
 // pathControllers lists the controllers linked from a subsystem directory

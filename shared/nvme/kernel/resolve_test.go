@@ -240,7 +240,7 @@ func largeHost(b *testing.B, n int) *kerneltest.Host {
 func BenchmarkResolve(b *testing.B) {
 	for _, n := range []int{100, 1000} {
 		h := largeHost(b, n)
-		k, err := NewConnector(ConnectorConfig{SysfsRoot: h.SysfsRoot(), DevRoot: h.DevRoot(), ControlFiles: h})
+		k, err := NewConnector(ConnectorConfig{SysfsRoot: h.SysfsRoot(), DevRoot: h.DevRoot(), ControlFiles: h, DiskEvents: simulatedDiskEvents(h)})
 		if err != nil {
 			b.Fatal(err)
 		}

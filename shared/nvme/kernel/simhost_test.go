@@ -84,7 +84,7 @@ func newTestConnector(t testing.TB, h *kerneltest.Host) *kernelConnector {
 	t.Helper()
 	h.SetHostAddr("target.example", "127.0.0.1")
 	c, err := NewConnector(ConnectorConfig{SysfsRoot: h.SysfsRoot(), DevRoot: h.DevRoot(), Backoff: fastBackoff,
-		ControlFiles: h, LookupHost: h.LookupHost})
+		ControlFiles: h, LookupHost: h.LookupHost, DiskEvents: simulatedDiskEvents(h)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,6 +47,8 @@ type Host struct {
 	// closed and replaced whenever one closes.
 	openFiles int
 	fdClosed  chan struct{}
+	// events are the listeners to disk announcements (DiskEvents).
+	events diskEventHub
 }
 
 // config holds what the options chose.

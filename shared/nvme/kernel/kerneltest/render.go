@@ -205,6 +205,8 @@ func (h *Host) installDisk(d *disk, parent string) {
 		return
 	}
 	h.tree.check(os.Rename(tmp, d.node))
+	// As the kernel does: the uevent goes out once the /dev node exists.
+	h.events.announce()
 }
 
 // removeDiskTree takes a disk away: /dev node first, then the links and

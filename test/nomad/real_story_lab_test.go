@@ -5,14 +5,12 @@ package nomade2e
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,15 +20,9 @@ import (
 	"github.com/nvmeof/nvmeof/test/lab/labtarget"
 )
 
-const (
-	volumeID = "lab-data"
-	appJob   = "nvme-app"
-	appTask  = "writer"
-	outage   = 15 * time.Second
-)
-
-// TestNomadEndToEnd is one story, in order: each step builds on the last.
-func TestNomadEndToEnd(t *testing.T) {
+// TestRealNomadStory is the story with a real Nomad agent (a nomad binary
+// the person running it supplies, shared at /lab/share/nomad), one story, in order: each step builds on the last.
+func TestRealNomadStory(t *testing.T) {
 	s := newStory(t)
 	n := newNomad(t)
 
@@ -205,11 +197,6 @@ func dumpDiagnostics(t *testing.T, n *nomad) {
 	}
 }
 
-func tail(s string, lines int) string {
-	all := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(all[max(0, len(all)-lines):], "\n")
-}
-
 func waitPluginHealthy(t *testing.T, n *nomad) {
 	t.Helper()
 	eventually(t, 2*time.Minute, "plugin nvmeof healthy", func() (bool, error) {
@@ -219,73 +206,6 @@ func waitPluginHealthy(t *testing.T, n *nomad) {
 		}
 		return p.NodesHealthy >= 1, fmt.Errorf("%+v", p)
 	})
-}
-
-// renderVolume writes examples/nomad/volume.hcl with the id, external_id and
-// context that `terraform apply` of test/nomad/terraform produced.
-func renderVolume(t *testing.T) (string, map[string]string) {
-	t.Helper()
-	var out struct {
-		VolumeContext struct{ Value map[string]string } `json:"volume_context"`
-		ExternalID    struct{ Value string }            `json:"external_id"`
-	}
-	b, err := os.ReadFile(share + "/terraform-output.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatalf("terraform output: %v", err)
-	}
-	ctx := out.VolumeContext.Value
-	if len(ctx) == 0 || out.ExternalID.Value == "" {
-		t.Fatalf("terraform output lacks volume_context or external_id: %s", b)
-	}
-	example, err := os.ReadFile(share + "/examples/volume.hcl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec, err := withContext(string(example), volumeID, out.ExternalID.Value, ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "volume.hcl")
-	if err := os.WriteFile(path, []byte(spec), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path, ctx
-}
-
-var (
-	idLine         = regexp.MustCompile(`(?m)^(id|name)(\s*)= .*$`)
-	externalIDLine = regexp.MustCompile(`(?m)^external_id(\s*)= .*$`)
-)
-
-// withContext replaces the example's id, name, external_id and context
-// block. The example is ours, so its layout is known: a top-level
-// "context {" line and a "}" line closing it.
-func withContext(example, id, externalID string, ctx map[string]string) (string, error) {
-	out := idLine.ReplaceAllString(example, `$1$2= "`+id+`"`)
-	out = externalIDLine.ReplaceAllString(out, `external_id$1= "`+externalID+`"`)
-	start := strings.Index(out, "\ncontext {\n")
-	if start < 0 {
-		return "", fmt.Errorf("no context block in the example")
-	}
-	end := strings.Index(out[start+1:], "\n}\n")
-	if end < 0 {
-		return "", fmt.Errorf("context block is not closed")
-	}
-	keys := make([]string, 0, len(ctx))
-	for k := range ctx {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString("\ncontext {\n")
-	for _, k := range keys {
-		fmt.Fprintf(&b, "  %s = %q\n", k, ctx[k])
-	}
-	b.WriteString("}")
-	return out[:start] + b.String() + out[start+1+end+2:], nil
 }
 
 // checkBadContexts registers volumes whose contexts the core refuses and
@@ -380,8 +300,6 @@ context {
 	}
 }
 
-var lineNumber = regexp.MustCompile(`^line (\d+) `)
-
 // waitLines waits until the app has logged at least min lines and returns
 // the number of the last line written.
 func waitLines(t *testing.T, n *nomad, allocID string, atLeast int) int {
@@ -471,66 +389,4 @@ func killPlugin(t *testing.T, n *nomad) {
 		return err == nil && len(now) == 1 && now[0] != pids[0], fmt.Errorf("plugin pids %v: %w", now, err)
 	})
 	waitPluginHealthy(t, n)
-}
-
-// nvmeController returns the one controller of the lab volume's subsystem.
-func nvmeController(t *testing.T) string {
-	t.Helper()
-	states, err := controllerStates(labtarget.SubsystemTwo)
-	if err != nil || len(states) != 1 {
-		t.Fatalf("controllers of %s: %v, %v", labtarget.SubsystemTwo, states, err)
-	}
-	for name := range states {
-		return name
-	}
-	return ""
-}
-
-func waitState(t *testing.T, ctrl, want string, timeout time.Duration) {
-	t.Helper()
-	eventually(t, timeout, ctrl+" "+want, func() (bool, error) {
-		b, err := os.ReadFile(filepath.Join("/sys/class/nvme", ctrl, "state"))
-		if err != nil {
-			return false, err
-		}
-		got := strings.TrimSpace(string(b))
-		return got == want, fmt.Errorf("state %q", got)
-	})
-}
-
-// verifyData reads /data/log through the staging mount and checks that its
-// lines are numbered 1..N without a gap or a repeat.
-func verifyData(t *testing.T) int {
-	t.Helper()
-	mounts, err := nvmeMounts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var path string
-	for _, mps := range mounts {
-		for _, mp := range mps {
-			if strings.Contains(mp, "/staging/") {
-				path = filepath.Join(mp, "log")
-			}
-		}
-	}
-	if path == "" {
-		t.Fatalf("no staging mount of an NVMe device: %v", mounts)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := 1
-	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
-		m := lineNumber.FindStringSubmatch(line + " ")
-		if m == nil {
-			t.Fatalf("unexpected line %q in %s", line, path)
-		}
-		if got, _ := strconv.Atoi(m[1]); got != want {
-			t.Fatalf("%s: line %d where %d should be", path, got, want)
-		}
-		want++
-	}
-	return want - 1
 }

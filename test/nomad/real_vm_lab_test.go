@@ -6,27 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
-)
-
-// share is the host directory `make nomad-e2e` prepares, mounted read-only
-// over 9p by the lab's /init: the Nomad binary, the C library it links,
-// examples/nomad and the Terraform outputs.
-const share = "/lab/share"
-
-// Paths inside the VM.
-const (
-	nomadBin      = share + "/nomad"
-	pluginBin     = "/lab/bin/nvmeof-csi"
-	nomadDataDir  = "/var/nomad"
-	pluginState   = "/var/lib/nvmeof-csi"
-	nomadAgentCfg = "/etc/nomad.d/agent.hcl"
-	nomadAddr     = "http://127.0.0.1:4646"
-	pluginMetrics = "127.0.0.1:9810"
 )
 
 // prepareVM gives the initramfs root what Nomad needs and the lab image
@@ -131,69 +113,4 @@ func copyIfMissing(from, to string, mode os.FileMode) error {
 		return fmt.Errorf("copy to %s: %w", to, err)
 	}
 	return nil
-}
-
-// controllerStates returns the state of every NVMe controller of nqn, by
-// controller name, straight from sysfs.
-func controllerStates(nqn string) (map[string]string, error) {
-	entries, err := os.ReadDir("/sys/class/nvme")
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]string{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list controllers: %w", err)
-	}
-	out := map[string]string{}
-	for _, e := range entries {
-		dir := filepath.Join("/sys/class/nvme", e.Name())
-		sub, err := os.ReadFile(filepath.Join(dir, "subsysnqn"))
-		if err != nil {
-			continue // deleted while we looked
-		}
-		if strings.TrimSpace(string(sub)) != nqn {
-			continue
-		}
-		state, err := os.ReadFile(filepath.Join(dir, "state"))
-		if err != nil {
-			continue
-		}
-		out[e.Name()] = strings.TrimSpace(string(state))
-	}
-	return out, nil
-}
-
-// nvmeMounts returns the mount points of NVMe block devices, by device.
-func nvmeMounts() (map[string][]string, error) {
-	b, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		return nil, fmt.Errorf("read mounts: %w", err)
-	}
-	out := map[string][]string{}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 2 && strings.HasPrefix(f[0], "/dev/nvme") {
-			out[f[0]] = append(out[f[0]], f[1])
-		}
-	}
-	return out, nil
-}
-
-// pluginPIDs lists the processes running the plugin binary.
-func pluginPIDs() ([]int, error) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, fmt.Errorf("list processes: %w", err)
-	}
-	var pids []int
-	for _, e := range entries {
-		var pid int
-		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
-			continue
-		}
-		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
-		if err == nil && strings.TrimSpace(string(comm)) == "nvmeof-csi" {
-			pids = append(pids, pid)
-		}
-	}
-	return pids, nil
 }

@@ -115,25 +115,6 @@ type (
 	}
 )
 
-// eventually polls cond every interval until it returns true or the
-// timeout passes; the last error explains a failure.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last error
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		last = err
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached after %v (last error: %v)", what, timeout, last)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
 // latestAlloc returns the newest allocation of job.
 func (n *nomad) latestAlloc(job string) (allocStub, error) {
 	var allocs []allocStub
