@@ -143,7 +143,7 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 		}
 		o.step("mount")
 		d.dropClaim(want.subsystem(), c)
-		up, down := d.pathReport(want, ns)
+		up, down := d.pathReport(want, ns, ctrls)
 		log.Info("staged", "block", want.Block, "plan", plan.String(), "paths_up", up, "paths_down", down)
 		if plan.format || plan.kind == planBlock {
 			// The format is done and mounted, or the namespace is a raw

@@ -135,17 +135,15 @@ func pathNames(paths []kernel.PathState) string {
 }
 
 // pathReport says which of a stage's paths are up and which are down, for
-// the log line of a finished stage.
-func (d *Driver) pathReport(rec stageRecord, ns kernel.Namespace) (up, down []string) {
+// the log line of a finished stage. The controllers are the ones the
+// stage claimed (a path that failed to connect has none): a scan of every
+// controller on the node would cost more than the line is worth.
+func (d *Driver) pathReport(rec stageRecord, ns kernel.Namespace, claimed []kernel.Controller) (up, down []string) {
 	kpaths, err := d.cfg.Connector.Paths(ns)
 	if err != nil {
 		d.log.Debug("paths of a staged namespace", "device", ns.DevicePath, "error", err)
 	}
-	ctrls, err := d.cfg.Connector.Controllers()
-	if err != nil {
-		d.log.Debug("list controllers", "error", err)
-	}
-	v := statusOf(rec, kpaths, ctrls)
+	v := statusOf(rec, kpaths, claimed)
 	return v.up(), v.down()
 }
 

@@ -225,9 +225,9 @@ func TestAuthConnectorRotationThroughSysfs(t *testing.T) {
 // left the controller stuck outside "connecting" for over 10 s on 6.12.
 func reauthenticate(t *testing.T, ctrl kernel.Controller, key string) {
 	t.Helper()
-	before := authenticatedLines(t)
+	mark := kernelLogMark(t)
 	writeSysfs(t, ctrl, "dhchap_secret", key)
-	waitFor(t, "the kernel's re-authentication", 30*time.Second, func() bool { return authenticatedLines(t) > before })
+	waitFor(t, "the kernel's re-authentication", 30*time.Second, func() bool { return authenticatedSince(t, mark) > 0 })
 	waitFor(t, "controller live after re-authentication", 30*time.Second, func() bool { return ctrlSysfs(t, ctrl, "state") == kernel.StateLive })
 }
 
