@@ -74,6 +74,9 @@ func planConnection(data *providerData, req planRequest) planResponse {
 		return resp
 	}
 	origin, err := resolveSettings(data, plan, config)
+	if err == nil {
+		err = resolvePortals(plan, config)
+	}
 	if err != nil {
 		resp.diags.AddError("Cannot apply the provider's defaults", err.Error())
 		return resp
