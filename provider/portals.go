@@ -149,6 +149,20 @@ func portalOfKey(key string) (base string, n int, ok bool) {
 	return "", 0, false
 }
 
+// portalNumber is the portal a per-portal key belongs to: 1 for traddr,
+// trsvcid, host_traddr and host_iface, n for their "_n" forms.
+func portalNumber(key string) (int, bool) {
+	if _, n, ok := portalOfKey(key); ok {
+		return n, true
+	}
+	for _, s := range portalSettings {
+		if s.key == key {
+			return 1, true
+		}
+	}
+	return 0, false
+}
+
 // portalPath is where a diagnostic about a further portal's key goes: its
 // element of additional_portals, whose line terraform (1.11) can quote (it
 // finds no line for an attribute inside one, and would quote the

@@ -165,3 +165,44 @@ func TestImportVolumesComparePortals(t *testing.T) {
 		t.Fatalf("importVolumes = %v", err)
 	}
 }
+
+// TestAccConnection_portalsUnknownAtPlan: a portal's value known only at
+// apply leaves the volume contexts unknown in the plan, and the rules wait
+// for it (planned with the default port, this portal would be the first
+// one again); the value applied is read back in every form; one that turns
+// out to make the portal the first again is refused at apply.
+func TestAccConnection_portalsUnknownAtPlan(t *testing.T) {
+	config := func(port string) string {
+		return `
+resource "terraform_data" "port" {
+  input = "` + port + `"
+}
+` + connectionConfig("", portalsLine(`traddr = "`+testAddr+`", trsvcid = terraform_data.port.output`))
+	}
+	unknownPort := resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+		plancheck.ExpectUnknownValue(testResource, at("volume_contexts").AtMapKey("data")),
+		plancheck.ExpectUnknownValue(testResource, at("additional_portals").AtSliceIndex(0).AtMapKey("trsvcid")),
+	}}
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6Providers,
+		Steps: []resource.TestStep{{
+			Config:           config("4421"),
+			ConfigPlanChecks: unknownPort,
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue(testResource, at("additional_portals").AtSliceIndex(0).AtMapKey("trsvcid"), knownvalue.StringExact("4421")),
+				roundTrip(testResource, one(testVolume(func(v *nvme.Volume) {
+					v.MorePortals = []nvme.Portal{{TrAddr: testAddr, TrSvcID: "4421"}}
+				}))),
+			},
+		}, {
+			// A Nomad volume's whole context as the namespace part, with the
+			// plugin's camelCase aliases: the same state.
+			ResourceName: testResource, ImportState: true, ImportStateVerify: true,
+			ImportStateId: ";data:traddr=" + testAddr + ",nqn=" + testNQN + ",nsid=1,trAddr2=" + testAddr + ",trSvcId2=4421",
+		}, {
+			Config:           config("4420"),
+			ConfigPlanChecks: unknownPort,
+			ExpectError:      coreError(t, baseContext(map[string]string{"traddr_2": testAddr, "trsvcid_2": "4420"}), "traddr_2"),
+		}},
+	})
+}
