@@ -40,6 +40,9 @@ func readConnection(attrs map[string]tftypes.Value) (connectionInput, error) {
 	if err := readSettings(connectionSettings, attrs, in.settings, in.pending); err != nil {
 		return in, err
 	}
+	if err := readPortals(attrs, in.settings, in.pending); err != nil {
+		return in, err
+	}
 	raw := attrs[attrNamespaces]
 	if !raw.IsKnown() {
 		in.namespacesUnknown = true
@@ -213,8 +216,14 @@ func selectorIdentities(s nvme.NamespaceSelector) []string {
 	return ids
 }
 
-// connectionPath is where a diagnostic about a connection-level key goes.
-func connectionPath(key string) path.Path { return path.Root(attributeForKey(key)) }
+// connectionPath is where a diagnostic about a connection-level key goes:
+// its attribute, or its element of additional_portals.
+func connectionPath(key string) path.Path {
+	if _, n, ok := portalOfKey(key); ok {
+		return portalPath(n)
+	}
+	return path.Root(attributeForKey(key))
+}
 
 // namespacePath is where a diagnostic about a key goes when it arose in the
 // namespace called name. A namespace's own keys point at its entry of the

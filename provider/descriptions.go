@@ -22,12 +22,24 @@ var (
 		"`ctrl_loss_tmo` when that is positive. Without a value it is off."
 	transportDescription = fmt.Sprintf("Transport: one of %s. Defaults to `%s`.",
 		backticked(nvme.Transports()), nvme.TransportTCP)
+	ioPolicyDescription = fmt.Sprintf("How native NVMe multipath on the node spreads I/O over the live paths: one of %s. "+
+		"The kernel keeps one per subsystem; unset leaves the node's (normally `%s`). The plugin refuses a policy the node's "+
+		"kernel does not offer (`%s` needs Linux 6.11 or later).",
+		backticked(ioPolicies()), nvme.IOPolicyNUMA, nvme.IOPolicyQueueDepth)
 	formatPolicyDescription = fmt.Sprintf("When the plugin may put a file system on this namespace if it has none: one of %s. "+
 		"Unset means `%s`: only a device with no signature whose first MiB reads as zeros. `%s` formats a device with no "+
 		"file system signature even when it holds data (whatever is on it is lost); `%s` never formats. A volume's own "+
 		"setting: namespaces of one connection may differ.",
 		backticked(formatPolicies()), nvme.FormatIfBlank, nvme.FormatIfNoFilesystem, nvme.FormatNever)
 )
+
+func ioPolicies() []string {
+	var out []string
+	for _, p := range nvme.IOPolicies() {
+		out = append(out, string(p))
+	}
+	return out
+}
 
 func formatPolicies() []string {
 	var out []string

@@ -42,11 +42,30 @@ func (r fieldReporter) report(err error) diag.Diagnostics {
 }
 
 func (r fieldReporter) involvesPending(fe *nvme.FieldError) bool {
-	if r.pending[fe.Key] {
-		return true
-	}
-	for _, k := range fe.Related {
+	keys := append([]string{fe.Key}, fe.Related...)
+	for _, k := range keys {
 		if r.pending[k] {
+			return true
+		}
+	}
+	// A rule between portals (one given twice) names their addresses but
+	// compares every field: a port or source known only at apply may make
+	// them differ.
+	if len(fe.Related) == 0 {
+		return false
+	}
+	for _, k := range keys {
+		if n, ok := portalNumber(k); ok && r.portalPending(n) {
+			return true
+		}
+	}
+	return false
+}
+
+// portalPending tells whether a field of portal n is known only at apply.
+func (r fieldReporter) portalPending(n int) bool {
+	for _, k := range nvme.PortalKeys() {
+		if r.pending[nvme.PortalKey(k, n)] {
 			return true
 		}
 	}

@@ -53,8 +53,10 @@ func TestAccExample(t *testing.T) {
 		return nvme.ConnectionConfig{CtrlLossTmo: -1, ReconnectDelay: 5, KeepAliveTmo: intPtr(10), FastIOFailTmo: intPtr(fastIOFailTmo)}
 	}
 	want := map[string]nvme.Volume{
-		// The provider's policy, but fast_io_fail_tmo of its own subsystem.
-		"postgres": {Target: target(databases), Namespace: nvme.NamespaceSelector{NSID: 1, UUID: uuid}, Config: policy(-1)},
+		// The provider's policy, but fast_io_fail_tmo of its own subsystem,
+		// reached over two paths (database_paths' default).
+		"postgres": {Target: target(databases), Namespace: nvme.NamespaceSelector{NSID: 1, UUID: uuid}, Config: policy(-1),
+			MorePortals: []nvme.Portal{{TrAddr: "198.51.100.10", TrSvcID: "4420"}}, IOPolicy: nvme.IOPolicyRoundRobin},
 		// The provider's policy throughout, one subsystem for both.
 		"uploads": {Target: target(fleet), Namespace: nvme.NamespaceSelector{NSID: 1}, Config: policy(30)},
 		"logs":    {Target: target(fleet), Namespace: nvme.NamespaceSelector{NSID: 2}, Config: policy(30)},

@@ -57,6 +57,21 @@ func TestAccVolumeContextFunction(t *testing.T) {
 		args:    `{ traddr = "` + testAddr + `", nqn = "` + testNQN + `", nsid = 1, ctrl_loss_tmo = 5, ctrlLossTmo = 6 }`,
 		wantErr: baseContext(map[string]string{"ctrl_loss_tmo": "5", "ctrlLossTmo": "6"}),
 		errKey:  nvme.KeyCtrlLossTmo,
+	}, {
+		name: "two portals, the second's port written out",
+		args: `{ traddr = "` + testAddr + `", nqn = "` + testNQN + `", nsid = 1, traddr_2 = "2001:DB8::20", hostIface2 = "eth2", iopolicy = "round-robin" }`,
+		want: map[string]string{"transport": "tcp", "traddr": testAddr, "trsvcid": "4420", "nqn": testNQN, "nsid": "1", "ctrl_loss_tmo": "-1", "reconnect_delay": "5",
+			"traddr_2": "2001:DB8::20", "trsvcid_2": "4420", "host_iface_2": "eth2", "iopolicy": "round-robin"},
+	}, {
+		name:    "a second portal that would add an option",
+		args:    `{ traddr = "` + testAddr + `", nqn = "` + testNQN + `", nsid = 1, traddr_2 = "198.51.100.10", trsvcid_2 = "4420,hostnqn=x" }`,
+		wantErr: baseContext(map[string]string{"traddr_2": "198.51.100.10", "trsvcid_2": "4420,hostnqn=x"}),
+		errKey:  "trsvcid_2",
+	}, {
+		name:    "the first portal again",
+		args:    `{ traddr = "` + testAddr + `", nqn = "` + testNQN + `", nsid = 1, traddr_2 = "::ffff:` + testAddr + `" }`,
+		wantErr: baseContext(map[string]string{"traddr_2": "::ffff:" + testAddr}),
+		errKey:  "traddr_2",
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -54,7 +54,7 @@ func (r *connectionResource) Schema(_ context.Context, _ resource.SchemaRequest,
 // modifiers, defaults or validators: planConnection and validateConnection
 // do that work, and the framework never plans this resource.
 func connectionSchema() schema.Schema {
-	attrs := make(map[string]schema.Attribute, len(connectionSettings)+6)
+	attrs := make(map[string]schema.Attribute, len(connectionSettings)+7)
 	for _, s := range connectionSettings {
 		attrs[s.attribute()] = s.schemaAttribute(changeNote(s))
 	}
@@ -70,6 +70,7 @@ func connectionSchema() schema.Schema {
 			"of `nsid`, `uuid` and `nguid`, and no two may select the same namespace. Adding, removing or changing a " +
 			"namespace updates the connection in place.",
 	}
+	attrs[attrAdditionalPortals] = portalsSchema()
 	attrs[attrID] = schema.StringAttribute{
 		Computed: true,
 		MarkdownDescription: "The connection's identity: `transport`, `traddr`, `trsvcid` and `nqn` as `key=value` pairs joined " +

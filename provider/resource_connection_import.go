@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/resource"
@@ -131,6 +132,12 @@ func sameConnection(nameA string, a nvme.Volume, nameB string, b nvme.Volume) er
 		return fmt.Errorf("namespaces %q and %q name different targets (%s and %s): import each subsystem into its own nvme_connection",
 			nameA, nameB, connectionID(a.ToVolumeContext()), connectionID(b.ToVolumeContext()))
 	}
+	if !slices.Equal(a.MorePortals, b.MorePortals) {
+		return fmt.Errorf("namespaces %q and %q name different portals: one connection has one set of portals", nameA, nameB)
+	}
+	if a.IOPolicy != b.IOPolicy {
+		return fmt.Errorf("namespaces %q and %q disagree on iopolicy (%q and %q): the kernel keeps one per subsystem", nameA, nameB, a.IOPolicy, b.IOPolicy)
+	}
 	if diff := a.Config.Diff(b.Config); len(diff) > 0 {
 		return fmt.Errorf("namespaces %q and %q disagree on %s: the kernel keeps one set of connection settings per controller, "+
 			"so one connection has one value of each", nameA, nameB, strings.Join(diff, ", "))
@@ -176,6 +183,16 @@ func (r *connectionResource) importState(resp *resource.ImportStateResponse, vol
 		entries[name] = tftypes.NewValue(nsMapType.ElementType, fields)
 	}
 	attrs[attrNamespaces] = tftypes.NewValue(nsMapType, entries)
+	portalsType, ok := objType.AttributeTypes[attrAdditionalPortals].(tftypes.List)
+	if !ok {
+		return fmt.Errorf("%s is not a list in the resource's type", attrAdditionalPortals)
+	}
+	for _, vol := range vols { // one connection: every volume has the same portals
+		if err := writePortals(vol, portalsType, attrs); err != nil {
+			return err
+		}
+		break
+	}
 
 	in, err := readConnection(attrs)
 	if err != nil {

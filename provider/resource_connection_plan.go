@@ -74,6 +74,9 @@ func planConnection(data *providerData, req planRequest) planResponse {
 		return resp
 	}
 	origin, err := resolveSettings(data, plan, config)
+	if err == nil {
+		err = resolvePortals(plan, config)
+	}
 	if err != nil {
 		resp.diags.AddError("Cannot apply the provider's defaults", err.Error())
 		return resp
@@ -100,8 +103,8 @@ func planConnection(data *providerData, req planRequest) planResponse {
 		}
 		resp.requiresReplace = replaced
 	}
-	if target, known := in.target(); known {
-		resp.private, diags = claimSubsystem(data.registry, target, in, req.priorPrivate)
+	if keys := claimKeys(in, checked); len(keys) > 0 {
+		resp.private, diags = claimSubsystem(data.registry, keys, in, req.priorPrivate)
 		resp.diags.Append(diags...)
 		if resp.diags.HasError() {
 			return resp
@@ -180,10 +183,29 @@ func replacedTarget(state tftypes.Value, plan map[string]tftypes.Value) (path.Pa
 	return replaced, nil
 }
 
-// claimSubsystem claims the connection's subsystem for this plan and
-// returns the private data to plan with, or refuses the resource when
-// another nvme_connection of the plan holds the subsystem.
-func claimSubsystem(registry *subsystemRegistry, target nvme.Target, in connectionInput, priorPrivate []byte) ([]byte, diag.Diagnostics) {
+// claimKeys are the subsystem at every portal of the connection, once all
+// of it is known; the subsystem at the first portal while a further one
+// waits for apply (the apply's plan claims them all); none while the first
+// portal is unknown.
+func claimKeys(in connectionInput, checked checkedConnection) []subsystemKey {
+	if checked.connection != nil {
+		vol := *checked.connection
+		keys := make([]subsystemKey, 0, len(vol.MorePortals)+1)
+		for _, p := range vol.Portals() {
+			keys = append(keys, newSubsystemKey(vol.Target.WithPortal(p)))
+		}
+		return keys
+	}
+	if target, known := in.target(); known {
+		return []subsystemKey{newSubsystemKey(target)}
+	}
+	return nil
+}
+
+// claimSubsystem claims the connection's subsystem at each of keys for
+// this plan and returns the private data to plan with, or refuses the
+// resource when another nvme_connection of the plan holds one of them.
+func claimSubsystem(registry *subsystemRegistry, keys []subsystemKey, in connectionInput, priorPrivate []byte) ([]byte, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	if registry == nil {
 		return priorPrivate, nil // not configured: nothing to compare with
@@ -200,10 +222,9 @@ func claimSubsystem(registry *subsystemRegistry, target nvme.Target, in connecti
 	if !in.namespacesUnknown {
 		names = in.names()
 	}
-	key := newSubsystemKey(target)
-	token, holder := registry.claim(key, prior, names)
-	if holder != nil {
-		diags.AddAttributeError(path.Root(attrSubsystemNQN), "Subsystem declared twice", conflictDetail(key, *holder, names))
+	token, refused := registry.claim(keys, prior, names)
+	if refused != nil {
+		diags.AddAttributeError(path.Root(attrSubsystemNQN), "Subsystem declared twice", conflictDetail(refused.key, refused.holder, names))
 		return priorPrivate, diags
 	}
 	b, err := json.Marshal(token)

@@ -36,7 +36,7 @@ func invalidCases(t *testing.T) []invalidCase {
 	// A namespace's diagnostics point at its entry of the map.
 	ns := func(body string) string { return "namespaces = {\n  data = { " + body + " }\n}" }
 	const entry = `data = \{`
-	return []invalidCase{
+	return append([]invalidCase{
 		{"transport", connectionConfig("", `transport = "rdma"`), coreError(t, baseContext(map[string]string{"transport": "rdma"}), "transport"), "transport", ""},
 		{"traddr", connectionConfig("", `traddr = "10.0.0.300"`), coreError(t, baseContext(map[string]string{"traddr": "10.0.0.300"}), "traddr"), "traddr", ""},
 		{"trsvcid zero", connectionConfig("", `trsvcid = "0"`), coreError(t, baseContext(map[string]string{"trsvcid": "0"}), "trsvcid"), "trsvcid", ""},
@@ -93,7 +93,7 @@ provider "nvme" {
   host_id  = "not-a-uuid"
 }
 ` + connection("test"), looseText(nvme.Host{NQN: testHostNQN, ID: "not-a-uuid"}.Validate().Error()), "host_id", ""},
-	}
+	}, portalInvalidCases(t)...)
 }
 
 // TestAccConnection_invalid plans every kind of invalid input and expects

@@ -86,6 +86,7 @@ var connectionSettings = []setting{
 		"IP type of service, 0 to %d. Unset leaves the kernel's default.", nvme.MaxTOS)},
 	{key: nvme.KeyHdrDigest, kind: kindBool, fallback: "false", description: "Header digest (CRC32C over PDU headers). Defaults to `false`."},
 	{key: nvme.KeyDataDigest, kind: kindBool, fallback: "false", description: "Data digest (CRC32C over PDU data). Defaults to `false`."},
+	{key: nvme.KeyIOPolicy, kind: kindString, description: ioPolicyDescription},
 }
 
 // namespaceSettings pick one namespace of the subsystem, with the core's

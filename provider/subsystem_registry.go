@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,9 @@ import (
 // The first connection to claim a subsystem holds it; a second one of the
 // same walk is refused, naming the first by its namespaces (the provider
 // cannot know its address; Terraform adds the address of the refused one).
+// A connection with several portals claims the subsystem at each of them:
+// a portal of one connection that is another's first (or further) portal
+// is the same controller declared twice.
 //
 // Terraform plans a resource it replaces twice in one walk: once against
 // its prior state, then again against a null prior state (the "create"
@@ -73,32 +77,42 @@ func newSubsystemRegistry() (*subsystemRegistry, error) {
 	return &subsystemRegistry{nonce: hex.EncodeToString(b), claims: make(map[subsystemKey]claim)}, nil
 }
 
-// claim takes key for a connection with the given namespaces. token is what
-// an earlier call of the same walk returned for the same resource, or "".
-// It returns the token to hand back to Terraform, or the holder when
-// another connection has the subsystem.
-func (r *subsystemRegistry) claim(key subsystemKey, token string, namespaces []string) (string, *claim) {
+// conflict is a claim refused: the other connection's hold, and on which
+// of the keys asked for.
+type conflict struct {
+	holder claim
+	key    subsystemKey
+}
+
+// claim takes keys, one per portal of a connection, for a connection with
+// the given namespaces: all of them or none. token is what an earlier call
+// of the same walk returned for the same resource, or "". It returns the
+// token to hand back to Terraform, or the conflict when another connection
+// holds one of the keys.
+func (r *subsystemRegistry) claim(keys []subsystemKey, token string, namespaces []string) (string, *conflict) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if id, ok := r.ownID(token); ok {
-		// The same resource again: move its claim if its key changed.
+	id, own := r.ownID(token)
+	for _, k := range keys {
+		if c, held := r.claims[k]; held && (!own || c.id != id) {
+			return "", &conflict{holder: c, key: k}
+		}
+	}
+	if own {
+		// The same resource again: drop the keys it no longer plans.
 		for k, c := range r.claims {
-			if c.id == id && k != key {
+			if c.id == id && !slices.Contains(keys, k) {
 				delete(r.claims, k)
 			}
 		}
-		if c, held := r.claims[key]; held && c.id != id {
-			return "", &c
-		}
-		r.claims[key] = claim{id: id, namespaces: namespaces}
-		return token, nil
+	} else {
+		r.next++
+		id, token = r.next, r.nonce+"/"+strconv.Itoa(r.next)
 	}
-	if c, held := r.claims[key]; held {
-		return "", &c
+	for _, k := range keys {
+		r.claims[k] = claim{id: id, namespaces: namespaces}
 	}
-	r.next++
-	r.claims[key] = claim{id: r.next, namespaces: namespaces}
-	return r.nonce + "/" + strconv.Itoa(r.next), nil
+	return token, nil
 }
 
 // ownID returns the claim id in a token of this walk.

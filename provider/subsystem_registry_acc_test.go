@@ -69,6 +69,20 @@ func TestAccConnection_subsystemDeclaredTwice(t *testing.T) {
 			connection("b", `traddr = "Storage-1.Example."`, `namespaces = { b = { nsid = 2 } }`),
 		want: declaredTwice("subsystem "+testNQN+" at tcp storage-1.example port 4420",
 			[2]string{"nvme_connection.a", `namespaces "a"`}, [2]string{"nvme_connection.b", `namespaces "b"`}),
+	}, {
+		// One connection's second path is another's first: the same
+		// controller, declared twice with settings that could disagree.
+		name: "a further portal of one is the first of another",
+		config: connection("a", `namespaces = { a = { nsid = 1 } }`, portalsLine(`traddr = "198.51.100.10", host_iface = "eth2"`)) +
+			connection("b", `traddr = "198.51.100.10"`, `namespaces = { b = { nsid = 2 } }`),
+		want: declaredTwice("subsystem "+testNQN+" at tcp 198.51.100.10 port 4420",
+			[2]string{"nvme_connection.a", `namespaces "a"`}, [2]string{"nvme_connection.b", `namespaces "b"`}),
+	}, {
+		name: "two connections sharing a further portal",
+		config: connection("a", `namespaces = { a = { nsid = 1 } }`, portalsLine(`traddr = "2001:db8::20"`)) +
+			connection("b", `traddr = "192.0.2.11"`, `namespaces = { b = { nsid = 2 } }`, portalsLine(`traddr = "2001:DB8::20", trsvcid = "4420"`)),
+		want: declaredTwice("subsystem "+testNQN+" at tcp 2001:db8::20 port 4420",
+			[2]string{"nvme_connection.a", `namespaces "a"`}, [2]string{"nvme_connection.b", `namespaces "b"`}),
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,9 +96,13 @@ func TestAccConnection_subsystemDeclaredTwice(t *testing.T) {
 
 // TestAccConnection_subsystemsThatDiffer: the same NQN on another port or
 // address, or another NQN at the same portal, is another subsystem (or
-// another controller of it): no error.
+// another controller of it): no error. So is a connection whose further
+// portals are all its own.
 func TestAccConnection_subsystemsThatDiffer(t *testing.T) {
-	config := connection("a") +
+	config := connection("a", portalsLine(`traddr = "198.51.100.10"`)) +
+		// The same port of the second address, left from another interface,
+		// would be another controller of a's; another port is not.
+		connection("other_second_port", `traddr = "192.0.2.12"`, portalsLine(`traddr = "198.51.100.10", trsvcid = "4421"`)) +
 		connection("other_port", `trsvcid = "4421"`) +
 		connection("other_addr", `traddr = "192.0.2.11"`) +
 		connection("other_nqn", `subsystem_nqn = "nqn.2014-08.org.example:vol2"`)

@@ -49,32 +49,67 @@ func TestSubsystemRegistry(t *testing.T) {
 	a := subsystemKey{"tcp", "192.0.2.10", "4420", "nqn.x:a"}
 	b := subsystemKey{"tcp", "192.0.2.10", "4420", "nqn.x:b"}
 
-	tokenA, holder := r.claim(a, "", []string{"one"})
+	tokenA, holder := r.claim([]subsystemKey{a}, "", []string{"one"})
 	if holder != nil || tokenA == "" {
 		t.Fatalf("first claim: %q, %+v", tokenA, holder)
 	}
-	if _, holder := r.claim(a, "", []string{"two"}); holder == nil || holder.namespaces[0] != "one" {
+	if _, holder := r.claim([]subsystemKey{a}, "", []string{"two"}); holder == nil || holder.holder.namespaces[0] != "one" {
 		t.Fatalf("second claim of a: holder %+v, want the first", holder)
 	}
 	// The same resource planned again in this walk keeps its claim.
-	if token, holder := r.claim(a, tokenA, []string{"one"}); holder != nil || token != tokenA {
+	if token, holder := r.claim([]subsystemKey{a}, tokenA, []string{"one"}); holder != nil || token != tokenA {
 		t.Fatalf("claim again with its token: %q, %+v", token, holder)
 	}
 	// A token of another walk (kept in private state) is no token.
-	if _, holder := r.claim(a, "0123456789abcdef/1", []string{"three"}); holder == nil {
+	if _, holder := r.claim([]subsystemKey{a}, "0123456789abcdef/1", []string{"three"}); holder == nil {
 		t.Fatal("a foreign token took over a claimed subsystem")
 	}
 	// A resource whose planned target changed between its two calls moves
 	// its claim, and frees the old one.
-	if token, holder := r.claim(b, tokenA, []string{"one"}); holder != nil || token != tokenA {
+	if token, holder := r.claim([]subsystemKey{b}, tokenA, []string{"one"}); holder != nil || token != tokenA {
 		t.Fatalf("move claim to b: %q, %+v", token, holder)
 	}
-	if _, holder := r.claim(a, "", []string{"four"}); holder != nil {
+	if _, holder := r.claim([]subsystemKey{a}, "", []string{"four"}); holder != nil {
 		t.Fatalf("a is still held by %+v after its holder moved", holder)
 	}
 	// Moving onto a subsystem another connection holds is refused.
-	if _, holder := r.claim(a, tokenA, []string{"one"}); holder == nil || holder.namespaces[0] != "four" {
+	if _, holder := r.claim([]subsystemKey{a}, tokenA, []string{"one"}); holder == nil || holder.holder.namespaces[0] != "four" {
 		t.Fatalf("move onto a held subsystem: holder %+v", holder)
+	}
+}
+
+// TestSubsystemRegistryPortals: a connection with several portals holds
+// the subsystem at each; another connection reaching it through any one of
+// them is refused on that portal, and a refused claim takes nothing.
+func TestSubsystemRegistryPortals(t *testing.T) {
+	r, err := newSubsystemRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := func(addr string) subsystemKey { return subsystemKey{"tcp", addr, "4420", "nqn.x:a"} }
+	a, b, c := port("192.0.2.10"), port("198.51.100.10"), port("203.0.113.10")
+
+	tokenAB, refused := r.claim([]subsystemKey{a, b}, "", []string{"ab"})
+	if refused != nil {
+		t.Fatalf("first claim: %+v", refused)
+	}
+	// Another connection whose first portal is the first one's second.
+	if _, refused := r.claim([]subsystemKey{b}, "", []string{"b"}); refused == nil || refused.key != b || refused.holder.namespaces[0] != "ab" {
+		t.Fatalf("claim of b: %+v, want refused on b by ab", refused)
+	}
+	// Refused on its second portal: its first is not taken either.
+	if _, refused := r.claim([]subsystemKey{c, a}, "", []string{"ca"}); refused == nil || refused.key != a {
+		t.Fatalf("claim of c, a: %+v, want refused on a", refused)
+	}
+	if _, refused := r.claim([]subsystemKey{c}, "", []string{"c"}); refused != nil {
+		t.Fatalf("c was left claimed by a refused claim: %+v", refused)
+	}
+	// The first connection drops its second portal in a re-plan: b is free.
+	if token, refused := r.claim([]subsystemKey{a}, tokenAB, []string{"ab"}); refused != nil || token != tokenAB {
+		t.Fatalf("re-plan with a only: %q, %+v", token, refused)
+	}
+	if _, refused := r.claim([]subsystemKey{b}, "", []string{"b"}); refused != nil {
+		t.Fatalf("b is still held after its holder dropped it: %+v", refused)
 	}
 }
 
@@ -97,7 +132,7 @@ func TestSubsystemRegistryConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, holder := r.claim(key, "", nil); holder == nil {
+			if _, holder := r.claim([]subsystemKey{key}, "", nil); holder == nil {
 				mu.Lock()
 				holders++
 				mu.Unlock()

@@ -17,12 +17,19 @@ module "volumes" {
   source = "./volumes"
 
   target_address = var.target_address
+  database_paths = var.database_paths
 }
 
 variable "target_address" {
   description = "Address of the NVMe/TCP target that exports the volumes."
   type        = string
   default     = "192.0.2.10"
+}
+
+variable "database_paths" {
+  description = "Further addresses of the target for the databases subsystem, one path each; [] for a single path."
+  type        = list(string)
+  default     = ["198.51.100.10"]
 }
 
 output "volume_contexts" {

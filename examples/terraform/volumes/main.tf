@@ -1,4 +1,5 @@
-# The volumes: namespaces of two subsystems on one target.
+# The volumes: namespaces of two subsystems on one target, one of them
+# reached over two paths.
 #
 # One nvme_connection per subsystem. The Linux kernel keeps one controller
 # per host and subsystem, with one set of connection settings, so those
@@ -18,11 +19,22 @@ variable "target_address" {
   type        = string
 }
 
+variable "database_paths" {
+  description = "Further addresses of the databases subsystem (another target port, another switch): one more path each."
+  type        = list(string)
+}
+
 # A database would rather wait for the target than see I/O errors, so its
-# subsystem keeps I/O queued for as long as the kernel reconnects.
+# subsystem keeps I/O queued for as long as the kernel reconnects. It is
+# reached over two paths: the plugin connects one controller per portal and
+# native NVMe multipath on the node moves I/O to the other path when one
+# fails, so a cable or switch is no longer an outage.
 resource "nvme_connection" "databases" {
   traddr        = var.target_address
   subsystem_nqn = "nqn.2014-08.org.example:databases"
+
+  additional_portals = [for addr in var.database_paths : { traddr = addr }]
+  iopolicy           = "round-robin"
 
   fast_io_fail_tmo = -1
 
