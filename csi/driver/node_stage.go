@@ -69,6 +69,9 @@ func (d *Driver) stageVolume(ctx context.Context, req *csi.NodeStageVolumeReques
 	if done, err := d.alreadyStaged(want); done || err != nil {
 		if done {
 			log.Debug("already staged")
+			// After a restart the secrets are gone from memory; a repeat
+			// is how they come back to the healer.
+			d.rememberAuth(id, auth)
 		}
 		return err
 	}
