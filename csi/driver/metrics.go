@@ -3,6 +3,8 @@ package driver
 import (
 	"context"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,10 +36,15 @@ type Metrics struct {
 	volumesDegraded prometheus.Gauge
 }
 
-// Labels of the per-path metrics: the subsystem and the portal a path goes
-// to, and the controller serving it ("" for a portal of a staged volume
-// that has none).
-var pathLabels = []string{"subsystem", "address", "port", "controller"}
+// Labels naming a path: the subsystem, the target address and port it
+// goes to, and the source it leaves from (host_traddr, host_iface; "" when
+// unset). Two NICs to one target port are two paths that differ only in
+// their source: without it their series would be one.
+var portalLabels = []string{"subsystem", "address", "port", "host_traddr", "host_iface"}
+
+// Labels of the per-path gauges: the path and the controller serving it
+// ("" for a portal of a staged volume that has none).
+var pathLabels = slices.Concat(portalLabels, []string{"controller"})
 
 // NewMetrics registers the plugin's metrics on a registry of its own.
 func NewMetrics() *Metrics {
@@ -62,20 +69,20 @@ func NewMetrics() *Metrics {
 		pathState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "nvmeof_csi_path_state",
 			Help: "1 for the state each NVMe-oF path of this node is in, 0 for the others: the kernel's controller state (live, connecting, resetting, ...) or missing, a portal of a staged volume with no controller.",
-		}, append(pathLabels, "state")),
+		}, slices.Concat(pathLabels, []string{"state"})),
 		pathANA: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "nvmeof_csi_path_ana_state",
 			Help: "1 for the ANA state the target gives each path to a staged namespace (optimized, non-optimized, inaccessible, persistent-loss, change), 0 for the others.",
-		}, append(pathLabels, "nsid", "state")),
+		}, slices.Concat(pathLabels, []string{"nsid", "state"})),
 		pathReconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "nvmeof_csi_path_reconnects_total", Help: "Paths seen not live (or missing) and then live again, by subsystem and portal.",
-		}, []string{"subsystem", "address", "port"}),
+			Name: "nvmeof_csi_path_reconnects_total", Help: "Paths seen not live (or missing) and then live again, by path.",
+		}, portalLabels),
 		pathNotLive: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "nvmeof_csi_path_not_live_seconds_total", Help: "Seconds each path was seen not live (or missing), by subsystem and portal.",
-		}, []string{"subsystem", "address", "port"}),
+			Name: "nvmeof_csi_path_not_live_seconds_total", Help: "Seconds each path was seen not live (or missing), by path.",
+		}, portalLabels),
 		pathHeals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nvmeof_csi_path_heals_total", Help: "Missing paths of staged volumes the healer connected again (reconnected) or found back and took over (adopted).",
-		}, []string{"subsystem", "address", "port", "result"}),
+		}, slices.Concat(portalLabels, []string{"result"})),
 		volumePaths: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "nvmeof_csi_volume_paths", Help: "Portals of each staged volume.",
 		}, []string{"volume_id", "subsystem"}),
@@ -110,7 +117,7 @@ func (m *Metrics) pathHealed(t nvme.Target, adopted bool) {
 	if adopted {
 		result = "adopted"
 	}
-	m.pathHeals.WithLabelValues(t.NQN, t.TrAddr, t.TrSvcID, result).Inc()
+	m.pathHeals.WithLabelValues(append(targetPortal(t).values(), result)...).Inc()
 }
 
 // monitorState is what the monitor remembers between two looks: the last
@@ -126,7 +133,31 @@ type monitorState struct {
 	observing chan struct{}
 }
 
-type portalID struct{ subsystem, address, port string }
+// portalID names a path as the per-path metrics label it.
+type portalID struct{ subsystem, address, port, hostTrAddr, hostIface string }
+
+func (p portalID) values() []string {
+	return []string{p.subsystem, p.address, p.port, p.hostTrAddr, p.hostIface}
+}
+
+func controllerPortal(c kernel.Controller) portalID {
+	return portalID{c.Subsystem, labelAddr(c.TrAddr), c.TrSvcID, labelAddr(c.HostTrAddr), c.HostIface}
+}
+
+func targetPortal(t nvme.Target) portalID {
+	return portalID{t.NQN, labelAddr(t.TrAddr), t.TrSvcID, labelAddr(t.HostTrAddr), t.HostIface}
+}
+
+// labelAddr writes an IP address one way (IPv6 has many spellings; an
+// IPv4-mapped one is its IPv4 address), so that a path keeps its series
+// whether the kernel's controller or the volume's portal names it. A host
+// name is left as it is.
+func labelAddr(s string) string {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().String()
+	}
+	return s
+}
 
 type portalSeen struct {
 	live bool
@@ -206,9 +237,9 @@ func (d *Driver) observeControllers(o *observation, ctrls []kernel.Controller) {
 		if c.Transport == "pcie" || c.TrAddr == "" {
 			continue
 		}
-		values := []string{c.Subsystem, c.TrAddr, c.TrSvcID, c.Name, c.State}
-		o.pathState[seriesKey(values[:4])] = values
-		id := portalID{c.Subsystem, c.TrAddr, c.TrSvcID}
+		id := controllerPortal(c)
+		values := append(id.values(), c.Name, c.State)
+		o.pathState[seriesKey(values[:len(values)-1])] = values
 		o.portals[id] = o.portals[id] || c.State == kernel.StateLive
 	}
 	for name := range d.monitor.last {
@@ -250,18 +281,17 @@ func (d *Driver) observeVolumes(o *observation, ctrls []kernel.Controller) {
 			if p.ANAState == "" {
 				continue
 			}
-			c := p.Controller
-			values := []string{c.Subsystem, c.TrAddr, c.TrSvcID, c.Name, strconv.FormatUint(uint64(ns.NSID), 10), p.ANAState}
-			o.pathANA[seriesKey(values[:5])] = values
+			values := append(controllerPortal(p.Controller).values(), p.Controller.Name, strconv.FormatUint(uint64(ns.NSID), 10), p.ANAState)
+			o.pathANA[seriesKey(values[:len(values)-1])] = values
 		}
 		for _, p := range v.paths {
 			if p.state != pathMissing {
 				continue
 			}
-			t := p.target
-			values := []string{t.NQN, t.TrAddr, t.TrSvcID, "", pathMissing}
-			o.pathState[seriesKey(values[:4])] = values
-			if id := (portalID{t.NQN, t.TrAddr, t.TrSvcID}); !o.portals[id] {
+			id := targetPortal(p.target)
+			values := append(id.values(), "", pathMissing)
+			o.pathState[seriesKey(values[:len(values)-1])] = values
+			if !o.portals[id] {
 				o.portals[id] = false
 			}
 		}
@@ -291,10 +321,10 @@ func (d *Driver) countPortals(o *observation) {
 		prev, known := d.monitor.portal[id]
 		if known && !prev.live {
 			if gap := o.now.Sub(prev.at); gap > 0 {
-				d.metrics.pathNotLive.WithLabelValues(id.subsystem, id.address, id.port).Add(gap.Seconds())
+				d.metrics.pathNotLive.WithLabelValues(id.values()...).Add(gap.Seconds())
 			}
 			if live {
-				d.metrics.pathReconnects.WithLabelValues(id.subsystem, id.address, id.port).Inc()
+				d.metrics.pathReconnects.WithLabelValues(id.values()...).Inc()
 			}
 		}
 		d.monitor.portal[id] = portalSeen{live: live, at: o.now}

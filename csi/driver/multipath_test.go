@@ -377,7 +377,7 @@ func TestHealReconnectsADeletedPath(t *testing.T) {
 		t.Fatalf("records %v", recs)
 	}
 	e.drv.Observe()
-	if body := scrape(t, e); !strings.Contains(body, `nvmeof_csi_path_heals_total{address="127.0.0.1",port="4421",result="reconnected",subsystem="`+testNQN+`"} 1`) {
+	if body := scrape(t, e); !strings.Contains(body, `nvmeof_csi_path_heals_total{address="127.0.0.1",host_iface="",host_traddr="",port="4421",result="reconnected",subsystem="`+testNQN+`"} 1`) {
 		t.Errorf("heal not counted:\n%s", body)
 	}
 	e.unstage("vol")
@@ -488,9 +488,9 @@ func TestPathMetrics(t *testing.T) {
 	sub := `subsystem="` + testNQN + `"`
 	body := scrape(t, e)
 	for _, want := range []string{
-		`nvmeof_csi_path_state{address="127.0.0.1",controller="nvme0",port="4420",state="live",` + sub + `} 1`,
-		`nvmeof_csi_path_state{address="127.0.0.1",controller="nvme1",port="4421",state="connecting",` + sub + `} 0`,
-		`nvmeof_csi_path_ana_state{address="127.0.0.1",controller="nvme1",nsid="1",port="4421",state="optimized",` + sub + `} 1`,
+		`nvmeof_csi_path_state{address="127.0.0.1",controller="nvme0",host_iface="",host_traddr="",port="4420",state="live",` + sub + `} 1`,
+		`nvmeof_csi_path_state{address="127.0.0.1",controller="nvme1",host_iface="",host_traddr="",port="4421",state="connecting",` + sub + `} 0`,
+		`nvmeof_csi_path_ana_state{address="127.0.0.1",controller="nvme1",host_iface="",host_traddr="",nsid="1",port="4421",state="optimized",` + sub + `} 1`,
 		`nvmeof_csi_volume_paths{` + sub + `,volume_id="vol"} 2`,
 		`nvmeof_csi_volume_live_paths{` + sub + `,volume_id="vol"} 2`,
 		`nvmeof_csi_volumes_degraded 0`,
@@ -517,11 +517,11 @@ func TestPathMetrics(t *testing.T) {
 	e.drv.Observe()
 	body = scrape(t, e)
 	for _, want := range []string{
-		`nvmeof_csi_path_state{address="127.0.0.1",controller="",port="4420",state="missing",` + sub + `} 1`,
-		`nvmeof_csi_path_state{address="127.0.0.1",controller="nvme1",port="4421",state="live",` + sub + `} 1`,
-		`nvmeof_csi_path_not_live_seconds_total{address="127.0.0.1",port="4421",` + sub + `} 30`,
-		`nvmeof_csi_path_not_live_seconds_total{address="127.0.0.1",port="4420",` + sub + `} 20`,
-		`nvmeof_csi_path_reconnects_total{address="127.0.0.1",port="4421",` + sub + `} 1`,
+		`nvmeof_csi_path_state{address="127.0.0.1",controller="",host_iface="",host_traddr="",port="4420",state="missing",` + sub + `} 1`,
+		`nvmeof_csi_path_state{address="127.0.0.1",controller="nvme1",host_iface="",host_traddr="",port="4421",state="live",` + sub + `} 1`,
+		`nvmeof_csi_path_not_live_seconds_total{address="127.0.0.1",host_iface="",host_traddr="",port="4421",` + sub + `} 30`,
+		`nvmeof_csi_path_not_live_seconds_total{address="127.0.0.1",host_iface="",host_traddr="",port="4420",` + sub + `} 20`,
+		`nvmeof_csi_path_reconnects_total{address="127.0.0.1",host_iface="",host_traddr="",port="4421",` + sub + `} 1`,
 		`nvmeof_csi_volume_live_paths{` + sub + `,volume_id="vol"} 1`,
 		`nvmeof_csi_volumes_degraded 1`,
 	} {
