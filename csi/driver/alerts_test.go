@@ -55,6 +55,32 @@ func TestAlertsUseThePluginsMetrics(t *testing.T) {
 			}
 		}
 	}
+	// An aggregation groups by labels its metric has, and one over a
+	// per-path metric keeps every label naming a path: without the source
+	// two NICs to one target port would be one alert.
+	aggs := regexp.MustCompile(`by \(([^)]*)\)\s*\((nvmeof_csi_[a-z_]+)`).FindAllStringSubmatch(string(rules), -1)
+	if len(aggs) == 0 {
+		t.Fatal("the rules aggregate no nvmeof_csi metric")
+	}
+	for _, a := range aggs {
+		var by []string
+		for _, l := range strings.Split(a[1], ",") {
+			by = append(by, strings.TrimSpace(l))
+		}
+		for _, l := range by {
+			if l != "instance" && l != "job" && !slices.Contains(labels[a[2]], l) {
+				t.Errorf("the rules group %s by %s, which has labels %v", a[2], l, labels[a[2]])
+			}
+		}
+		if !strings.HasPrefix(a[2], "nvmeof_csi_path_") {
+			continue
+		}
+		for _, l := range portalLabels {
+			if !slices.Contains(by, l) {
+				t.Errorf("the rules group %s by (%s) without %s: paths that differ only in it become one", a[2], a[1], l)
+			}
+		}
+	}
 	// The labels the rules group by and print must exist on some metric.
 	for _, l := range regexp.MustCompile(`\$labels\.([a-z_]+)`).FindAllStringSubmatch(string(rules), -1) {
 		found := l[1] == "instance" || l[1] == "job"
