@@ -143,7 +143,7 @@ func NewConnector(cfg ConnectorConfig) (Connector, error) {
 		}
 	}
 	k := &kernelConnector{
-		sys:        sysfs{root: cfg.SysfsRoot, ctl: cfg.ControlFiles},
+		sys:        sysfs{root: cfg.SysfsRoot, ctl: cfg.ControlFiles, addrs: newAddressCache()},
 		devRoot:    cfg.DevRoot,
 		backoff:    cfg.Backoff,
 		log:        cfg.Logger.Named("connector"),

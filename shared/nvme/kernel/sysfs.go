@@ -22,6 +22,9 @@ import (
 type sysfs struct {
 	root string
 	ctl  ControlFiles // where writes go
+	// addrs keeps controllers' `address` attributes (nil: read each time);
+	// addressCache says why reading it often is a hazard.
+	addrs *addressCache
 }
 
 func (s sysfs) controllerDir(name string) string {
@@ -113,7 +116,12 @@ func (s sysfs) controller(name string) (Controller, error) {
 		return Controller{}, fmt.Errorf("controller %s: %w", name, err)
 	}
 	attrs := make(map[string]string, len(controllerAttrs))
+	cachedAddr, addrKnown := s.addrs.get(name, id)
 	for _, a := range controllerAttrs {
+		if a == "address" && addrKnown {
+			attrs[a] = cachedAddr
+			continue
+		}
 		v, err := readAttr(dir, a)
 		switch {
 		case err == nil:
@@ -139,6 +147,9 @@ func (s sysfs) controller(name string) (Controller, error) {
 		return Controller{}, fmt.Errorf("controller %s changed while read: %w", name, ErrControllerGone)
 	}
 	c.ID = id
+	if !addrKnown && c.Transport != "pcie" {
+		s.addrs.put(name, id, attrs["address"])
+	}
 	return c, nil
 }
 
@@ -239,6 +250,9 @@ func (s sysfs) controllersOf(nqn string) ([]Controller, error) {
 			return nil, err
 		}
 		out = append(out, c)
+	}
+	if nqn == "" {
+		s.addrs.keepOnly(out)
 	}
 	sortControllers(out)
 	return out, nil
