@@ -54,7 +54,7 @@ export CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -trimpath"
 # while the Go builds use the CPUs.
 image_log=$log_dir/demo-image.log
 image_start=$SECONDS
-(make --no-print-directory lab-deps && make --no-print-directory lab-image) >"$image_log" 2>&1 &
+(make --no-print-directory lab-deps && make --no-print-directory lab-image LAB_KERNEL=6.1) >"$image_log" 2>&1 &
 image_pid=$!
 timed "Go: nvmeof-csi, the provider, the lab's tools, the test binary" make --no-print-directory nomad-e2e-binaries
 printf '==> %s ... ' "Debian packages, kernel and base image (in parallel)"
