@@ -341,9 +341,10 @@ func TestCSIAuthRefusedWithoutKernelSupport(t *testing.T) {
 	disconnectAtEnd(t, nqn)
 	socket, state := pluginDirs(t)
 	p := startPlugin(t, socket, state)
-	if !strings.Contains(p.log.String(), "kernel capabilities") {
-		t.Errorf("the start-up log does not report the kernel's capabilities:\n%s", p.log.String())
-	}
+	// Logged before the plugin serves; the pipe into p.log may lag behind.
+	waitFor(t, "the start-up log's kernel capabilities", 10*time.Second, func() bool {
+		return strings.Contains(p.log.String(), "kernel capabilities")
+	})
 	v := authVolume(t, "lab-auth-nokernel", 1, blockCapability(), authSecrets(labtarget.HostKey, ""))
 	p.unstageAtEnd(t, v)
 	mark := p.log.lines()
