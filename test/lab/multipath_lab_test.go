@@ -534,9 +534,11 @@ func TestMultipathBothPathsCut(t *testing.T) {
 		t.Errorf("writes resumed %s after the target returned, want within reconnect_delay + 0.5 s = %s", recovery, limit)
 	}
 	w.verify(t)
-	if st := p.volumeHealth(t, v); len(st) != 0 {
-		t.Errorf("health after the recovery: %v", st)
-	}
+	// Writes resume on the first path back; the volume is healthy again
+	// once the other has reconnected too (at its own reconnect_delay).
+	waitFor(t, "the volume healthy again (both paths live)", 3*multiReconnectDelay, func() bool {
+		return len(p.volumeHealth(t, v)) == 0
+	})
 }
 
 // 5. A path deleted while staged (nvme disconnect -d) is brought back by
