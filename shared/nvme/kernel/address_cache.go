@@ -67,10 +67,3 @@ func (c *addressCache) keepOnly(live []Controller) {
 		}
 	}
 }
-
-// size is how many addresses the cache holds.
-func (c *addressCache) size() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
-}

@@ -54,3 +54,10 @@ func TestControllerAddressIsReadOncePerController(t *testing.T) {
 		t.Fatalf("the new controller's address was not read: %+v", theirs)
 	}
 }
+
+// size is how many addresses the cache holds.
+func (c *addressCache) size() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}
